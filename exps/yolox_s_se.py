@@ -1,0 +1,11 @@
+"""YOLOX-S whose PAFPN applies Squeeze-and-Excitation (CVPR 2018) to dark3, dark4 and dark5."""
+
+from yolox.exp.default.yolox_s import Exp as YOLOXSExp
+
+
+class Exp(YOLOXSExp):
+    """YOLOX-S with the `se` attention block on every backbone output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attention = "se"

@@ -1,0 +1,37 @@
+"""Installs the yolox package (the tools and exps are used from the checkout)."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).resolve().parent
+
+
+def read_requirements() -> list:
+    """Core requirements from requirements.txt, without comments."""
+    lines = (HERE / "requirements.txt").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def read_version() -> str:
+    """The version string declared in yolox/__init__.py."""
+    text = (HERE / "yolox" / "__init__.py").read_text()
+    return re.search(r'__version__ = "([^"]+)"', text).group(1)
+
+
+setup(
+    name="yolox-attention",
+    version=read_version(),
+    description="YOLOX object detector with plug-in attention blocks (CAM, SE, ECA, CBAM) in the PAFPN neck",
+    long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=("yolox", "yolox.*")),
+    python_requires=">=3.9",
+    install_requires=read_requirements(),
+    extras_require={
+        "dev": ["pytest", "onnx", "onnxruntime"],
+        "onnx": ["onnx", "onnxruntime"],
+        "tensorboard": ["tensorboard"],
+    },
+)

@@ -1,0 +1,7 @@
+"""Experiment descriptions: every knob of a run in one object."""
+
+from yolox.exp.base_exp import BaseExp
+from yolox.exp.build import DEFAULT_EXPS, get_exp
+from yolox.exp.yolox_base import Exp
+
+__all__ = ["BaseExp", "DEFAULT_EXPS", "Exp", "get_exp"]

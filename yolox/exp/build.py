@@ -1,0 +1,63 @@
+"""Load an Exp from a file or by the name of a default exp."""
+
+import importlib
+import importlib.util
+import sys
+import traceback
+from pathlib import Path
+from typing import Optional
+
+from yolox.exp.base_exp import BaseExp
+from yolox.utils.errors import UserError
+
+DEFAULT_EXPS = {
+    "yolox-nano": "yolox_nano",
+    "yolox-tiny": "yolox_tiny",
+    "yolox-s": "yolox_s",
+    "yolox-m": "yolox_m",
+    "yolox-l": "yolox_l",
+    "yolox-x": "yolox_x",
+    "yolov3": "yolov3",
+}
+
+
+def get_exp_by_file(exp_file: str) -> BaseExp:
+    """Import ``exp_file`` and instantiate its ``Exp`` class; a broken file is a UserError with its line."""
+    path = Path(exp_file)
+    if not path.is_file():
+        raise UserError(f"exp file {exp_file} does not exist: check the -f path")
+    module_name = f"yolox_exp_file_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as err:
+        raise UserError(f"exp file {exp_file} has a syntax error at line {err.lineno}: {err.msg}\n"
+                        f"    {(err.text or '').rstrip()}") from None
+    except Exception as err:
+        frames = [f for f in traceback.extract_tb(err.__traceback__) if Path(f.filename) == path.resolve()
+                  or Path(f.filename) == path]
+        where = f" at line {frames[-1].lineno}" if frames else ""
+        raise UserError(f"exp file {exp_file} failed to import{where}: {type(err).__name__}: {err}") from err
+    if not hasattr(module, "Exp"):
+        raise UserError(f"exp file {exp_file} defines no class named Exp: subclass yolox.exp.Exp there")
+    return module.Exp()
+
+
+def get_exp_by_name(exp_name: str) -> BaseExp:
+    """Instantiate a default exp by its name, such as ``yolox-s``."""
+    key = exp_name.replace("_", "-").lower()
+    if key not in DEFAULT_EXPS:
+        raise UserError(f"unknown exp name {exp_name!r}: use one of {', '.join(DEFAULT_EXPS)} or -f an exp file")
+    module = importlib.import_module(f"yolox.exp.default.{DEFAULT_EXPS[key]}")
+    return module.Exp()
+
+
+def get_exp(exp_file: Optional[str] = None, exp_name: Optional[str] = None) -> BaseExp:
+    """The Exp of ``exp_file`` when given, else the default exp named ``exp_name``."""
+    if exp_file:
+        return get_exp_by_file(exp_file)
+    if exp_name:
+        return get_exp_by_name(exp_name)
+    raise UserError("no experiment given: pass -f <exp file> or -n <name> (for example -n yolox-s)")

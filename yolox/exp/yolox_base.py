@@ -1,0 +1,327 @@
+"""The YOLOX experiment: official defaults plus the attention settings of this project."""
+
+import random
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from yolox.exp.base_exp import BaseExp
+from yolox.utils.errors import UserError
+
+ATTENTION_LEVELS = ("dark3", "dark4", "dark5")
+ATTENTION_INIT_MODES = ("paper", "identity")
+SCHEDULERS = ("yoloxwarmcos", "warmcos", "cos", "multistep")
+DATASET_FORMATS = ("coco", "voc")
+
+
+class Exp(BaseExp):
+    """YOLOX defaults (as the official 0.3.0) with a PAFPN that may apply an attention block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # ---------------- model ---------------- #
+        self.num_classes = 80
+        self.depth = 1.00
+        self.width = 1.00
+        self.act = "silu"
+        self.depthwise = False
+        # ---------------- attention ---------------- #
+        self.attention: Optional[str] = None
+        self.attention_levels: Tuple[str, ...] = ATTENTION_LEVELS
+        self.attention_kwargs: Dict[str, Any] = {}
+        self.attention_init = "paper"
+        # ---------------- data ---------------- #
+        self.data_num_workers = 4
+        self.input_size = (640, 640)
+        self.multiscale_range = 5
+        self.random_size: Optional[Tuple[int, int]] = None
+        self.data_dir: Optional[str] = None
+        self.dataset_format = "coco"
+        self.train_ann = "instances_train2017.json"
+        self.val_ann = "instances_val2017.json"
+        self.test_ann = "instances_test2017.json"
+        self.train_name = "train2017"
+        self.val_name = "val2017"
+        self.test_name = "test2017"
+        self.class_names: Optional[Tuple[str, ...]] = None
+        self.voc_train_sets = (("2007", "trainval"), ("2012", "trainval"))
+        self.voc_test_sets = (("2007", "test"),)
+        # ---------------- augmentation ---------------- #
+        self.mosaic_prob = 1.0
+        self.mixup_prob = 1.0
+        self.hsv_prob = 1.0
+        self.flip_prob = 0.5
+        self.degrees = 10.0
+        self.translate = 0.1
+        self.mosaic_scale = (0.1, 2)
+        self.enable_mixup = True
+        self.mixup_scale = (0.5, 1.5)
+        self.shear = 2.0
+        # ---------------- training ---------------- #
+        self.warmup_epochs = 5
+        self.max_epoch = 300
+        self.warmup_lr = 0
+        self.min_lr_ratio = 0.05
+        self.basic_lr_per_img = 0.01 / 64.0
+        self.scheduler = "yoloxwarmcos"
+        self.milestones: Tuple[int, ...] = ()
+        self.no_aug_epochs = 15
+        self.ema = True
+        self.weight_decay = 5e-4
+        self.momentum = 0.9
+        self.print_interval = 10
+        self.eval_interval = 10
+        self.save_history_ckpt = True
+        # ---------------- testing ---------------- #
+        self.test_size = (640, 640)
+        self.test_conf = 0.01
+        self.nmsthre = 0.65
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        """Reject settings that cannot build a model or a run, naming the key and the accepted values."""
+        super().validate()
+        if not isinstance(self.num_classes, int) or self.num_classes < 1:
+            raise UserError(f"exp key num_classes={self.num_classes!r}: must be a whole number >= 1")
+        for key in ("input_size", "test_size"):
+            size = tuple(getattr(self, key))
+            if len(size) != 2 or any(not isinstance(side, int) or side <= 0 or side % 32 for side in size):
+                raise UserError(f"exp key {key}={size!r}: both sides must be positive multiples of 32, e.g. 640,640")
+        if self.attention is not None:
+            from yolox.models.attention import available_attentions
+
+            known = available_attentions()
+            if self.attention not in known:
+                raise UserError(f"exp key attention={self.attention!r} is unknown: use one of {', '.join(known)} or None")
+        bad_levels = [level for level in self.attention_levels if level not in ATTENTION_LEVELS]
+        if bad_levels or not self.attention_levels:
+            raise UserError(f"exp key attention_levels={tuple(self.attention_levels)!r}: "
+                            f"choose a non-empty subset of {', '.join(ATTENTION_LEVELS)}")
+        if self.attention_init not in ATTENTION_INIT_MODES:
+            raise UserError(f"exp key attention_init={self.attention_init!r}: use one of {', '.join(ATTENTION_INIT_MODES)}")
+        if self.scheduler not in SCHEDULERS:
+            raise UserError(f"exp key scheduler={self.scheduler!r}: use one of {', '.join(SCHEDULERS)}")
+        if self.dataset_format not in DATASET_FORMATS:
+            raise UserError(f"exp key dataset_format={self.dataset_format!r}: use one of {', '.join(DATASET_FORMATS)}")
+        if self.class_names is not None and len(self.class_names) != self.num_classes:
+            raise UserError(f"exp key class_names has {len(self.class_names)} names but num_classes is "
+                            f"{self.num_classes}: make them agree")
+
+    def meta(self) -> Dict[str, Any]:
+        """Plain-Python description of the model stored in checkpoints and checked when loading them."""
+        return {
+            "exp_name": self.exp_name,
+            "num_classes": int(self.num_classes),
+            "class_names": list(self.class_names) if self.class_names is not None else None,
+            "depth": float(self.depth),
+            "width": float(self.width),
+            "depthwise": bool(self.depthwise),
+            "act": self.act,
+            "attention": self.attention,
+            "attention_levels": list(self.attention_levels),
+            "attention_kwargs": dict(self.attention_kwargs),
+            "attention_init": self.attention_init,
+        }
+
+    def check_meta(self, meta: Optional[Dict[str, Any]], ckpt_path: str) -> None:
+        """Raise a UserError when a checkpoint's meta describes another model than this exp builds."""
+        if not meta:
+            return
+        mine = self.meta()
+        for key in ("num_classes", "attention", "attention_levels", "depth", "width"):
+            if key in meta and meta[key] != mine[key]:
+                hint = f" (it was trained with the exp '{meta['exp_name']}')" if meta.get("exp_name") else ""
+                raise UserError(f"checkpoint {ckpt_path} has {key}={meta[key]!r} but the exp builds {key}={mine[key]!r}"
+                                f"{hint}: pass the matching -f exp file or override {key}")
+
+    # ------------------------------------------------------------------ model
+    def get_model(self) -> nn.Module:
+        """Build YOLOX (PAFPN with the chosen attention + decoupled head), BN eps 1e-3, momentum 0.03."""
+        from yolox.models import YOLOPAFPN, YOLOX, YOLOXHead
+
+        self.validate()
+        if getattr(self, "model", None) is None:
+            in_channels = [256, 512, 1024]
+            backbone = YOLOPAFPN(
+                self.depth, self.width, in_channels=in_channels, act=self.act, depthwise=self.depthwise,
+                attention=self.attention, attention_levels=tuple(self.attention_levels),
+                attention_kwargs=dict(self.attention_kwargs), attention_init=self.attention_init,
+            )
+            head = YOLOXHead(self.num_classes, self.width, in_channels=in_channels, act=self.act,
+                             depthwise=self.depthwise)
+            self.model = YOLOX(backbone, head)
+            self.finish_model(self.model)
+        return self.model
+
+    @staticmethod
+    def finish_model(model: nn.Module) -> None:
+        """Apply the YOLOX BatchNorm settings and the head's prior-probability bias initialisation."""
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.eps = 1e-3
+                module.momentum = 0.03
+        model.head.initialize_biases(1e-2)
+        model.train()
+
+    # ------------------------------------------------------------------ data
+    def resolved_class_names(self) -> Optional[Tuple[str, ...]]:
+        """Class names from the exp when set (the datasets otherwise supply their own)."""
+        return tuple(self.class_names) if self.class_names is not None else None
+
+    def get_dataset(self, cache: bool = False, cache_type: str = "ram") -> Any:
+        """The training dataset (COCO or VOC layout) yielding un-augmented images and labels."""
+        from yolox.data import COCODataset, TrainTransform, VOCDetection
+
+        preproc = TrainTransform(max_labels=50, flip_prob=self.flip_prob, hsv_prob=self.hsv_prob)
+        if self.dataset_format == "voc":
+            return VOCDetection(data_dir=self.data_dir, image_sets=[tuple(s) for s in self.voc_train_sets],
+                                img_size=self.input_size, preproc=preproc, class_names=self.resolved_class_names(),
+                                num_classes=self.num_classes, cache=cache, cache_type=cache_type)
+        return COCODataset(data_dir=self.data_dir, json_file=self.train_ann, name=self.train_name,
+                           img_size=self.input_size, preproc=preproc, cache=cache, cache_type=cache_type,
+                           num_classes=self.num_classes)
+
+    def get_data_loader(self, batch_size: int, is_distributed: bool, no_aug: bool = False,
+                        cache_img: Optional[str] = None) -> Any:
+        """The infinite training loader: mosaic/mixup dataset, seeded rank-aware sampler, worker seeding."""
+        from yolox.data import (InfiniteSampler, MosaicDetection, TrainTransform, YoloBatchSampler,
+                                worker_init_reset_seed)
+
+        if getattr(self, "dataset", None) is None:
+            self.dataset = self.get_dataset(cache=cache_img is not None, cache_type=cache_img or "ram")
+        self.dataset = MosaicDetection(
+            dataset=self.dataset, mosaic=not no_aug, img_size=self.input_size,
+            preproc=TrainTransform(max_labels=120, flip_prob=self.flip_prob, hsv_prob=self.hsv_prob),
+            degrees=self.degrees, translate=self.translate, mosaic_scale=self.mosaic_scale,
+            mixup_scale=self.mixup_scale, shear=self.shear, enable_mixup=self.enable_mixup,
+            mosaic_prob=self.mosaic_prob, mixup_prob=self.mixup_prob,
+        )
+        if is_distributed:
+            batch_size //= dist.get_world_size()
+        sampler = InfiniteSampler(len(self.dataset), seed=self.seed if self.seed is not None else 0)
+        batch_sampler = YoloBatchSampler(sampler=sampler, batch_size=batch_size, drop_last=False, mosaic=not no_aug)
+        loader_kwargs: Dict[str, Any] = {"num_workers": self.data_num_workers, "pin_memory": torch.cuda.is_available(),
+                                         "batch_sampler": batch_sampler, "worker_init_fn": worker_init_reset_seed,
+                                         "persistent_workers": self.data_num_workers > 0}
+        return torch.utils.data.DataLoader(self.dataset, **loader_kwargs)
+
+    def multiscale_bounds(self) -> Tuple[int, int]:
+        """Smallest and largest multiscale side in units of 32 (``random_size`` wins when set)."""
+        if self.random_size is not None:
+            return int(self.random_size[0]), int(self.random_size[1])
+        base = int(self.input_size[0] / 32)
+        return base - self.multiscale_range, base + self.multiscale_range
+
+    def random_resize(self, data_loader: Any, epoch: int, rank: int, is_distributed: bool) -> Tuple[int, int]:
+        """Draw the next multiscale input size (on rank 0, shared with all ranks), keeping the aspect ratio."""
+        size_tensor = torch.zeros(2, dtype=torch.long)
+        if rank == 0:
+            low, high = self.multiscale_bounds()
+            side = random.randint(max(low, 1), max(high, 1))
+            aspect = self.input_size[1] / self.input_size[0]
+            size_tensor[0] = side * 32
+            size_tensor[1] = 32 * int(side * aspect)
+        if is_distributed:
+            device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+            size_tensor = size_tensor.to(device)
+            dist.broadcast(size_tensor, 0)
+        return int(size_tensor[0]), int(size_tensor[1])
+
+    def preprocess(self, inputs: torch.Tensor, targets: torch.Tensor,
+                   tsize: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Resize a batch to ``tsize`` (bilinear) and scale its box coordinates to match."""
+        scale_y = tsize[0] / self.input_size[0]
+        scale_x = tsize[1] / self.input_size[1]
+        if scale_x != 1 or scale_y != 1:
+            inputs = nn.functional.interpolate(inputs, size=tuple(tsize), mode="bilinear", align_corners=False)
+            targets = targets.clone()
+            targets[..., 1::2] = targets[..., 1::2] * scale_x
+            targets[..., 2::2] = targets[..., 2::2] * scale_y
+        return inputs, targets
+
+    # ------------------------------------------------------------------ optimisation
+    def get_optimizer(self, batch_size: int) -> torch.optim.Optimizer:
+        """SGD (Nesterov) with three groups: norm weights and other 0/1-D tensors, decayed weights, biases."""
+        if getattr(self, "optimizer", None) is not None:
+            return self.optimizer
+        lr = self.warmup_lr if self.warmup_epochs > 0 else self.basic_lr_per_img * batch_size
+        no_decay: List[nn.Parameter] = []
+        decay: List[nn.Parameter] = []
+        biases: List[nn.Parameter] = []
+        for module in self.model.modules():
+            for name, param in module.named_parameters(recurse=False):
+                if not param.requires_grad:
+                    continue
+                if name == "bias":
+                    biases.append(param)
+                elif isinstance(module, nn.modules.batchnorm._NormBase) or param.ndim <= 1:
+                    no_decay.append(param)
+                else:
+                    decay.append(param)
+        optimizer = torch.optim.SGD(no_decay, lr=lr, momentum=self.momentum, nesterov=True)
+        optimizer.add_param_group({"params": decay, "weight_decay": self.weight_decay})
+        optimizer.add_param_group({"params": biases})
+        self.optimizer = optimizer
+        return optimizer
+
+    def get_lr_scheduler(self, lr: float, iters_per_epoch: int, **kwargs: Any) -> Any:
+        """The learning-rate schedule named by ``scheduler``."""
+        from yolox.utils.lr_scheduler import LRScheduler
+
+        return LRScheduler(
+            self.scheduler, lr, iters_per_epoch, self.max_epoch, warmup_epochs=self.warmup_epochs,
+            warmup_lr_start=self.warmup_lr, no_aug_epochs=self.no_aug_epochs, min_lr_ratio=self.min_lr_ratio,
+            milestones=list(self.milestones), **kwargs,
+        )
+
+    # ------------------------------------------------------------------ evaluation
+    def get_eval_dataset(self, **kwargs: Any) -> Any:
+        """The validation (or test-dev) dataset with the evaluation letterbox."""
+        from yolox.data import COCODataset, ValTransform, VOCDetection
+
+        testdev = kwargs.get("testdev", False)
+        legacy = kwargs.get("legacy", False)
+        if self.dataset_format == "voc":
+            return VOCDetection(data_dir=self.data_dir, image_sets=[tuple(s) for s in self.voc_test_sets],
+                                img_size=self.test_size, preproc=ValTransform(legacy=legacy),
+                                class_names=self.resolved_class_names(), num_classes=self.num_classes)
+        return COCODataset(data_dir=self.data_dir, json_file=self.test_ann if testdev else self.val_ann,
+                           name=self.test_name if testdev else self.val_name, img_size=self.test_size,
+                           preproc=ValTransform(legacy=legacy), num_classes=self.num_classes)
+
+    def get_eval_loader(self, batch_size: int, is_distributed: bool, **kwargs: Any) -> Any:
+        """Sequential (or per-rank) loader over the evaluation dataset."""
+        dataset = self.get_eval_dataset(**kwargs)
+        if is_distributed:
+            batch_size //= dist.get_world_size()
+            sampler = torch.utils.data.distributed.DistributedSampler(dataset, shuffle=False)
+        else:
+            sampler = torch.utils.data.SequentialSampler(dataset)
+        return torch.utils.data.DataLoader(dataset, batch_size=max(batch_size, 1), sampler=sampler,
+                                           num_workers=self.data_num_workers, pin_memory=torch.cuda.is_available())
+
+    def get_evaluator(self, batch_size: int, is_distributed: bool, testdev: bool = False,
+                      legacy: bool = False) -> Any:
+        """COCOEvaluator (or VOCEvaluator for VOC data) over the evaluation loader."""
+        from yolox.evaluators import COCOEvaluator, VOCEvaluator
+
+        loader = self.get_eval_loader(batch_size, is_distributed, testdev=testdev, legacy=legacy)
+        if self.dataset_format == "voc":
+            return VOCEvaluator(dataloader=loader, img_size=self.test_size, confthre=self.test_conf,
+                                nmsthre=self.nmsthre, num_classes=self.num_classes)
+        return COCOEvaluator(dataloader=loader, img_size=self.test_size, confthre=self.test_conf,
+                             nmsthre=self.nmsthre, num_classes=self.num_classes, testdev=testdev)
+
+    def get_trainer(self, args: Any) -> Any:
+        """The training loop for this exp and the parsed command-line arguments."""
+        from yolox.core import Trainer
+
+        return Trainer(self, args)
+
+    def eval(self, model: nn.Module, evaluator: Any, is_distributed: bool, half: bool = False,
+             return_outputs: bool = False) -> Any:
+        """Evaluate ``model``: returns (AP50:95, AP50, summary) and the outputs when asked."""
+        return evaluator.evaluate(model, is_distributed, half, return_outputs=return_outputs)
+
