@@ -67,8 +67,10 @@ def parse_like(text: str, current: Any, key: str) -> Any:
         kind = type(current).__name__
         example = {"tuple": "640,640", "list": "1,2", "dict": "{'reduction': 16}"}.get(kind, "")
         hint = f" such as {example}" if example else ""
-        raise UserError(f"override {key}={text!r}: expected a {kind}{hint} ({err})") from None
+        raise UserError(f"override {key}={text!r}: expected a value of type {kind}{hint} ({err})") from None
     if current is None:
+        if "," in text:
+            return tuple(parse_scalar(item) for item in text.strip().strip("()[]").split(",") if item.strip())
         return parse_scalar(text)
     return text
 

@@ -1,0 +1,124 @@
+"""The exp system: default exps by name and file, strict overrides, validation, optimizer groups."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from yolox.exp import DEFAULT_EXPS, get_exp
+from yolox.utils.errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", sorted(DEFAULT_EXPS))
+def test_default_exps_by_name_and_file_agree(name: str) -> None:
+    by_name = get_exp(exp_name=name)
+    by_file = get_exp(exp_file=str(REPO_ROOT / "exps" / "default" / f"{DEFAULT_EXPS[name]}.py"))
+    assert by_name.public_settings() == by_file.public_settings()
+    assert by_name.exp_name == DEFAULT_EXPS[name]
+
+
+def test_official_defaults_and_model_sizes() -> None:
+    nano = get_exp(exp_name="yolox-nano")
+    assert (nano.depth, nano.width, nano.depthwise, nano.input_size, nano.random_size) == (0.33, 0.25, True, (416, 416), (10, 20))
+    assert (nano.mosaic_prob, nano.enable_mixup, nano.mosaic_scale) == (0.5, False, (0.5, 1.5))
+    small = get_exp(exp_name="yolox-s")
+    assert (small.depth, small.width, small.attention) == (0.33, 0.50, None)
+    assert (small.basic_lr_per_img, small.max_epoch, small.no_aug_epochs, small.warmup_epochs) == (0.01 / 64, 300, 15, 5)
+    assert (small.test_conf, small.nmsthre, small.weight_decay, small.momentum) == (0.01, 0.65, 5e-4, 0.9)
+
+
+@pytest.mark.parametrize("attention", ["cam", "se", "eca", "cbam"])
+def test_attention_exp_files_pick_the_block(attention: str) -> None:
+    exp = get_exp(exp_file=str(REPO_ROOT / "exps" / f"yolox_s_{attention}.py"))
+    assert exp.attention == attention
+    assert (exp.depth, exp.width) == (0.33, 0.50)
+    assert tuple(exp.attention_levels) == ("dark3", "dark4", "dark5")
+    assert exp.exp_name == f"yolox_s_{attention}"
+
+
+def test_merge_parses_types() -> None:
+    exp = get_exp(exp_name="yolox-s")
+    exp.merge(["input_size", "320,416", "ema", "False", "save_history_ckpt", "0", "max_epoch", "7",
+               "basic_lr_per_img", "0.001", "attention", "eca", "attention_levels", "dark4,dark5",
+               "attention_kwargs", "{'k_size': 5}", "data_dir", "/tmp/data", "seed", "3"])
+    assert exp.input_size == (320, 416)
+    assert exp.ema is False and exp.save_history_ckpt is False
+    assert exp.max_epoch == 7 and exp.basic_lr_per_img == 0.001
+    assert exp.attention == "eca" and exp.attention_levels == ("dark4", "dark5")
+    assert exp.attention_kwargs == {"k_size": 5}
+    assert exp.data_dir == "/tmp/data" and exp.seed == 3
+    exp.merge(["attention", "None"])
+    assert exp.attention is None
+
+
+@pytest.mark.parametrize("opts, message", [
+    (["inpt_size", "640,640"], "did you mean 'input_size'"),
+    (["ema", "maybe"], "expected a boolean"),
+    (["max_epoch", "ten"], "expected a value of type int"),
+    (["input_size", "650,640"], "multiples of 32"),
+    (["num_classes", "0"], "num_classes"),
+    (["attention", "transformer"], "cam"),
+    (["attention_levels", "dark2"], "dark3, dark4, dark5"),
+    (["attention_init", "zeros"], "identity"),
+    (["max_epoch"], "pairs"),
+])
+def test_merge_rejects_bad_overrides(opts: list, message: str) -> None:
+    exp = get_exp(exp_name="yolox-s")
+    with pytest.raises(UserError, match=message):
+        exp.merge(opts)
+
+
+def test_exp_file_errors_name_the_file_and_line(tmp_path: Path) -> None:
+    broken = tmp_path / "broken_exp.py"
+    broken.write_text("from yolox.exp import Exp as Base\n\nclass Exp(Base):\n    def __init__(self)\n        pass\n")
+    with pytest.raises(UserError, match=r"broken_exp.py has a syntax error at line 4"):
+        get_exp(exp_file=str(broken))
+    with pytest.raises(UserError, match="does not exist"):
+        get_exp(exp_file=str(tmp_path / "missing.py"))
+    with pytest.raises(UserError, match="yolox-s"):
+        get_exp(exp_name="yolox-q")
+    no_class = tmp_path / "no_class.py"
+    no_class.write_text("VALUE = 1\n")
+    with pytest.raises(UserError, match="no class named Exp"):
+        get_exp(exp_file=str(no_class))
+
+
+def test_subclassed_exp_file_takes_its_stem_as_name(tmp_path: Path) -> None:
+    child = tmp_path / "my_eca_run.py"
+    child.write_text("from yolox.exp.default.yolox_s import Exp as Base\n\n"
+                     "class Exp(Base):\n    def __init__(self):\n        super().__init__()\n"
+                     "        self.attention = 'eca'\n        self.num_classes = 3\n")
+    exp = get_exp(exp_file=str(child))
+    assert exp.exp_name == "my_eca_run" and exp.attention == "eca" and exp.num_classes == 3
+
+
+@pytest.mark.parametrize("attention", [None, "cam", "cbam"])
+def test_optimizer_groups_cover_every_parameter_once(attention: str) -> None:
+    exp = get_exp(exp_name="yolox-nano")
+    exp.merge(["attention", str(attention), "attention_init", "identity" if attention == "cbam" else "paper"])
+    model = exp.get_model()
+    optimizer = exp.get_optimizer(batch_size=8)
+    grouped = [id(p) for group in optimizer.param_groups for p in group["params"]]
+    trainable = [id(p) for p in model.parameters() if p.requires_grad]
+    assert len(grouped) == len(set(grouped)) == len(trainable)
+    assert set(grouped) == set(trainable)
+    no_decay, decay, biases = optimizer.param_groups
+    assert decay["weight_decay"] == exp.weight_decay and no_decay["weight_decay"] == 0 and biases["weight_decay"] == 0
+    assert all(p.ndim > 1 for p in decay["params"])
+    assert isinstance(optimizer, torch.optim.SGD) and optimizer.defaults["nesterov"]
+
+
+def test_get_model_applies_yolox_batchnorm_settings_and_meta() -> None:
+    exp = get_exp(exp_name="yolox-nano")
+    exp.merge(["attention", "se", "num_classes", "3", "class_names", "a,b,c"])
+    model = exp.get_model()
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(m.eps == 1e-3 and m.momentum == 0.03 for m in norms)
+    assert model.training
+    meta = exp.meta()
+    assert meta["num_classes"] == 3 and meta["class_names"] == ["a", "b", "c"] and meta["attention"] == "se"
+    other = get_exp(exp_name="yolox-nano")
+    with pytest.raises(UserError, match="num_classes"):
+        other.check_meta(meta, "run/best_ckpt.pth")
