@@ -158,10 +158,9 @@ class Exp(BaseExp):
     @staticmethod
     def finish_model(model: nn.Module) -> None:
         """Apply the YOLOX BatchNorm settings and the head's prior-probability bias initialisation."""
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.eps = 1e-3
-                module.momentum = 0.03
+        from yolox.models import init_bn
+
+        init_bn(model, eps=1e-3, momentum=0.03)
         model.head.initialize_biases(1e-2)
         model.train()
 

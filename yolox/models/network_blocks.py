@@ -1,0 +1,196 @@
+"""Convolution units and the CSP building blocks shared by the backbones, necks and the head."""
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+# Names accepted by ``get_activation`` and the modules they build.
+_ACTIVATIONS = {
+    "silu": lambda: nn.SiLU(inplace=True),
+    "relu": lambda: nn.ReLU(inplace=True),
+    "lrelu": lambda: nn.LeakyReLU(0.1, inplace=True),
+}
+
+
+def get_activation(name: str = "silu") -> nn.Module:
+    """Return a fresh activation module for ``name`` (silu, relu or lrelu, the last with slope 0.1)."""
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}: use one of {', '.join(sorted(_ACTIVATIONS))}")
+    return _ACTIVATIONS[name]()
+
+
+def init_bn(model: nn.Module, eps: float = 1e-3, momentum: float = 0.03) -> nn.Module:
+    """Set ``eps`` and ``momentum`` of every BatchNorm layer in ``model`` (YOLOX trains with 1e-3 / 0.03)."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eps = eps
+            module.momentum = momentum
+    return model
+
+
+def check_input_size(images: torch.Tensor, stride: int = 32) -> None:
+    """Raise ValueError unless the height and width of ``images`` are multiples of ``stride``."""
+    if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling():
+        return  # traced, exported and compiled graphs keep H and W symbolic; the check belongs to eager use
+    height, width = images.shape[-2:]
+    if height % stride or width % stride:
+        raise ValueError(
+            f"input size {height}x{width} (HxW) is not a multiple of {stride}: "
+            f"resize or pad the images to multiples of {stride}, e.g. {_round_up(height, stride)}x{_round_up(width, stride)}"
+        )
+
+
+def _round_up(value: int, multiple: int) -> int:
+    """Return the smallest multiple of ``multiple`` that is >= ``value``."""
+    return -(-int(value) // multiple) * multiple
+
+
+class BaseConv(nn.Module):
+    """Conv2d (no bias, 'same' padding) followed by BatchNorm and an activation."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        ksize: int,
+        stride: int,
+        groups: int = 1,
+        bias: bool = False,
+        act: str = "silu",
+    ) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, ksize, stride=stride, padding=(ksize - 1) // 2, groups=groups, bias=bias
+        )
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.act = get_activation(act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply conv, BN and activation."""
+        return self.act(self.bn(self.conv(x)))
+
+    def fuseforward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply conv and activation only: used once BN has been folded into the conv weights."""
+        return self.act(self.conv(x))
+
+
+class DWConv(nn.Module):
+    """Depthwise separable convolution: a per-channel ``ksize`` conv then a 1x1 pointwise conv."""
+
+    def __init__(self, in_channels: int, out_channels: int, ksize: int, stride: int = 1, act: str = "silu") -> None:
+        super().__init__()
+        self.dconv = BaseConv(in_channels, in_channels, ksize, stride, groups=in_channels, act=act)
+        self.pconv = BaseConv(in_channels, out_channels, 1, 1, groups=1, act=act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the depthwise then the pointwise conv."""
+        return self.pconv(self.dconv(x))
+
+
+def conv_class(depthwise: bool) -> type:
+    """Return DWConv when ``depthwise`` else BaseConv: the 3x3 unit of the depthwise (nano) variants."""
+    return DWConv if depthwise else BaseConv
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce then 3x3 conv, with an identity shortcut when enabled and the widths match."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        shortcut: bool = True,
+        expansion: float = 0.5,
+        depthwise: bool = False,
+        act: str = "silu",
+    ) -> None:
+        super().__init__()
+        hidden = int(out_channels * expansion)
+        self.conv1 = BaseConv(in_channels, hidden, 1, stride=1, act=act)
+        self.conv2 = conv_class(depthwise)(hidden, out_channels, 3, stride=1, act=act)
+        self.use_add = shortcut and in_channels == out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the block output, plus the input when the shortcut is active."""
+        y = self.conv2(self.conv1(x))
+        return y + x if self.use_add else y
+
+
+class ResLayer(nn.Module):
+    """Darknet residual unit: 1x1 conv to half the channels, 3x3 conv back, plus the input."""
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        mid = in_channels // 2
+        self.layer1 = BaseConv(in_channels, mid, 1, stride=1, act="lrelu")
+        self.layer2 = BaseConv(mid, in_channels, 3, stride=1, act="lrelu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``x + layer2(layer1(x))``."""
+        return x + self.layer2(self.layer1(x))
+
+
+class SPPBottleneck(nn.Module):
+    """Spatial pyramid pooling: 1x1 reduce, concat with stride-1 max pools of several sizes, 1x1 fuse."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_sizes: Sequence[int] = (5, 9, 13),
+        activation: str = "silu",
+    ) -> None:
+        super().__init__()
+        hidden = in_channels // 2
+        self.conv1 = BaseConv(in_channels, hidden, 1, stride=1, act=activation)
+        self.m = nn.ModuleList(nn.MaxPool2d(kernel_size=k, stride=1, padding=k // 2) for k in kernel_sizes)
+        self.conv2 = BaseConv(hidden * (len(kernel_sizes) + 1), out_channels, 1, stride=1, act=activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the fused multi-scale pooled features."""
+        x = self.conv1(x)
+        return self.conv2(torch.cat([x] + [pool(x) for pool in self.m], dim=1))
+
+
+class CSPLayer(nn.Module):
+    """Cross-stage partial block: one branch runs ``n`` bottlenecks, the other is a 1x1 projection."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        n: int = 1,
+        shortcut: bool = True,
+        expansion: float = 0.5,
+        depthwise: bool = False,
+        act: str = "silu",
+    ) -> None:
+        super().__init__()
+        hidden = int(out_channels * expansion)
+        self.conv1 = BaseConv(in_channels, hidden, 1, stride=1, act=act)
+        self.conv2 = BaseConv(in_channels, hidden, 1, stride=1, act=act)
+        self.conv3 = BaseConv(2 * hidden, out_channels, 1, stride=1, act=act)
+        self.m = nn.Sequential(
+            *(Bottleneck(hidden, hidden, shortcut, 1.0, depthwise, act=act) for _ in range(n))
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return conv3 of the concatenated bottleneck branch and projection branch."""
+        return self.conv3(torch.cat((self.m(self.conv1(x)), self.conv2(x)), dim=1))
+
+
+class Focus(nn.Module):
+    """Space-to-depth (each 2x2 pixel block becomes 4 channels) followed by a BaseConv."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, ksize: int = 1, stride: int = 1, act: str = "silu"
+    ) -> None:
+        super().__init__()
+        self.conv = BaseConv(in_channels * 4, out_channels, ksize, stride, act=act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Stack the four pixel phases along channels (order: even-even, odd-row, odd-col, odd-odd) and convolve."""
+        # Channel order follows the official weights: (row, col) phases (0,0), (1,0), (0,1), (1,1).
+        phases = (x[..., ::2, ::2], x[..., 1::2, ::2], x[..., ::2, 1::2], x[..., 1::2, 1::2])
+        return self.conv(torch.cat(phases, dim=1))

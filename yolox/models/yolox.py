@@ -1,0 +1,40 @@
+"""The YOLOX detector: a backbone with neck (YOLOPAFPN or YOLOFPN) followed by a YOLOXHead."""
+
+from typing import Dict, Optional, Union
+
+import torch
+from torch import nn
+
+from yolox.models.yolo_head import YOLOXHead
+from yolox.models.yolo_pafpn import YOLOPAFPN
+
+
+class YOLOX(nn.Module):
+    """Detector wrapper: train mode returns the loss dict, eval mode the ``[B, A, 5 + C]`` predictions."""
+
+    def __init__(self, backbone: Optional[nn.Module] = None, head: Optional[nn.Module] = None) -> None:
+        super().__init__()
+        self.backbone = backbone if backbone is not None else YOLOPAFPN()
+        self.head = head if head is not None else YOLOXHead(80)
+
+    def forward(
+        self, x: torch.Tensor, targets: Optional[torch.Tensor] = None
+    ) -> Union[torch.Tensor, Dict[str, torch.Tensor]]:
+        """Return losses for ``(images, targets)`` in train mode, decoded predictions in eval mode."""
+        fpn_outs = self.backbone(x)
+        if not self.training:
+            return self.head(fpn_outs)
+        if targets is None:
+            raise ValueError(
+                "YOLOX in train mode needs targets [B, max_labels, 5] of (class, cx, cy, w, h): "
+                "pass them, or call model.eval() to predict"
+            )
+        total_loss, iou_loss, conf_loss, cls_loss, l1_loss, num_fg = self.head(fpn_outs, targets)
+        return {
+            "total_loss": total_loss,
+            "iou_loss": iou_loss,
+            "l1_loss": l1_loss,
+            "conf_loss": conf_loss,
+            "cls_loss": cls_loss,
+            "num_fg": num_fg,
+        }
