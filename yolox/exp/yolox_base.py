@@ -184,14 +184,18 @@ class Exp(BaseExp):
 
     def get_data_loader(self, batch_size: int, is_distributed: bool, no_aug: bool = False,
                         cache_img: Optional[str] = None) -> Any:
-        """The infinite training loader: mosaic/mixup dataset, seeded rank-aware sampler, worker seeding."""
-        from yolox.data import (InfiniteSampler, MosaicDetection, TrainTransform, YoloBatchSampler,
+        """The infinite training loader: mosaic/mixup dataset, seeded rank-aware sampler, worker seeding.
+
+        ``batch_size`` is the total over all processes, as the trainer passes it; each rank loads its share.
+        """
+        from yolox.data import (DataLoader, InfiniteSampler, MosaicDetection, TrainTransform, YoloBatchSampler,
                                 worker_init_reset_seed)
 
         if getattr(self, "dataset", None) is None:
             self.dataset = self.get_dataset(cache=cache_img is not None, cache_type=cache_img or "ram")
+        base_dataset = self.dataset.dataset if isinstance(self.dataset, MosaicDetection) else self.dataset
         self.dataset = MosaicDetection(
-            dataset=self.dataset, mosaic=not no_aug, img_size=self.input_size,
+            dataset=base_dataset, mosaic=not no_aug, img_size=self.input_size,
             preproc=TrainTransform(max_labels=120, flip_prob=self.flip_prob, hsv_prob=self.hsv_prob),
             degrees=self.degrees, translate=self.translate, mosaic_scale=self.mosaic_scale,
             mixup_scale=self.mixup_scale, shear=self.shear, enable_mixup=self.enable_mixup,
@@ -204,7 +208,7 @@ class Exp(BaseExp):
         loader_kwargs: Dict[str, Any] = {"num_workers": self.data_num_workers, "pin_memory": torch.cuda.is_available(),
                                          "batch_sampler": batch_sampler, "worker_init_fn": worker_init_reset_seed,
                                          "persistent_workers": self.data_num_workers > 0}
-        return torch.utils.data.DataLoader(self.dataset, **loader_kwargs)
+        return DataLoader(self.dataset, **loader_kwargs)
 
     def multiscale_bounds(self) -> Tuple[int, int]:
         """Smallest and largest multiscale side in units of 32 (``random_size`` wins when set)."""

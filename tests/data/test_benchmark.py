@@ -1,0 +1,56 @@
+"""The data benchmark: generated COCO-like set, measurement summary, and the tool's table and JSON."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from yolox.data import COCODataset
+from yolox.data.benchmark import write_synthetic_coco
+from yolox.utils.benchmark import BenchmarkReport, Summary, time_repeated
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location("benchmark_tool", REPO / "tools" / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_synthetic_coco_loads_with_the_requested_classes(tmp_path):
+    root = write_synthetic_coco(tmp_path, num_images=3, image_hw=(48, 64), num_classes=5)
+    dataset = COCODataset(str(root), img_size=(64, 64), num_classes=5)
+    assert len(dataset) == 3 and all(len(dataset.load_anno(index)) for index in range(3))
+    assert dataset.load_resized_img(0).shape == (48, 64, 3)
+
+
+def test_summary_and_timing():
+    summary = Summary.of([2.0, 1.0, 4.0])
+    assert (summary.median, summary.minimum, summary.maximum, summary.spread) == (2.0, 1.0, 4.0, 1.5)
+    calls = []
+    assert len(time_repeated(lambda: calls.append(1), repeats=3, warmup=2)) == 3 and len(calls) == 5
+    with pytest.raises(ValueError, match="empty"):
+        Summary.of([])
+
+
+def test_data_subcommand_prints_table_and_writes_json(tmp_path, capsys):
+    tool = load_tool()
+    out = tmp_path / "data.json"
+    code = tool.main(["data", "-n", "yolox-nano", "--size", "128", "--workers", "0", "--images", "4",
+                      "--batch-size", "2", "--batches", "1", "--repeats", "2", "--warmup", "1", "--json", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "images/s" in printed and "workers" in printed
+    report = json.loads(out.read_text())
+    assert report["benchmark"] == "data" and report["settings"]["input_size"] == [128, 128]
+    assert report["results"][0]["workers"] == 0 and report["results"][0]["images/s"] > 0
+    assert {"torch_threads", "device", "date"} <= set(report["environment"])
+    assert tool.main(["data", "--workers", "0,x"]) == 2  # a bad flag is a one-line error, exit code 2
+
+
+def test_report_table_lists_rows():
+    report = BenchmarkReport("demo", [{"a": 1, "b": 2.5}], {}, {})
+    assert "2.50" in report.table() and report.as_dict()["results"] == [{"a": 1, "b": 2.5}]

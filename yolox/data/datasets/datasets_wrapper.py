@@ -1,0 +1,241 @@
+"""The common base of the detection datasets: records, start-up checks, resizing and image caches."""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+from loguru import logger
+from torch.utils.data import Dataset
+
+from yolox.data.data_augment import letterbox_scale
+from yolox.data.image_cache import (DiskImageCache, check_ram_for_cache, default_cache_dir, fill_ram_cache,
+                                    validate_cache_type)
+from yolox.utils.errors import UserError
+
+# Leading bytes of the formats OpenCV reads; other files get one trial decode at start-up.
+IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"BM", b"II*\x00", b"MM\x00*", b"GIF8", b"RIFF")
+ERROR_EXAMPLES = 5
+
+Transform = Callable[[np.ndarray, np.ndarray, Tuple[int, int]], Tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass
+class ImageRecord:
+    """One image of a dataset: where it is, its size, and its boxes in original pixels."""
+
+    image_id: Union[int, str]
+    path: Path
+    key: str  # the path relative to the dataset root: names the image in messages and in the disk cache
+    height: int
+    width: int
+    boxes: np.ndarray  # float32 [N, 4] x1, y1, x2, y2, clipped to the image
+    classes: np.ndarray  # int64 [N] contiguous class indices
+    difficult: Optional[np.ndarray] = None  # bool [N]; VOC's "difficult" flag, all False elsewhere
+
+    def __post_init__(self) -> None:
+        if self.difficult is None:
+            self.difficult = np.zeros(len(self.boxes), dtype=bool)
+
+
+class BoxReport:
+    """Counts boxes that had to be clipped or dropped while loading, for one summarised warning."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.bad = 0
+        self.dropped = 0
+        self.example = ""
+
+    def clean(self, raw: np.ndarray, width: int, height: int, where: str) -> Tuple[np.ndarray, np.ndarray]:
+        """Clip ``x1, y1, x2, y2`` boxes to the image; returns them and the mask of those with positive area."""
+        finite = np.isfinite(raw).all(axis=1)
+        boxes = np.where(finite[:, None], raw, 0.0)
+        outside = (boxes[:, 0] < 0) | (boxes[:, 1] < 0) | (boxes[:, 2] > width) | (boxes[:, 3] > height)
+        negative = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+        bad = ~finite | outside | negative
+        np.clip(boxes[:, 0::2], 0, width, out=boxes[:, 0::2])
+        np.clip(boxes[:, 1::2], 0, height, out=boxes[:, 1::2])
+        keep = finite & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        if bad.any():
+            if not self.bad:
+                first = int(np.flatnonzero(bad)[0])
+                self.example = (f"{where}: box x1,y1,x2,y2 = {np.round(raw[first], 2).tolist()} "
+                                f"in an image of {width}x{height}")
+            self.bad += int(bad.sum())
+            self.dropped += int((bad & ~keep).sum())
+        return boxes.astype(np.float32), keep
+
+    def warn(self) -> None:
+        """Log one warning for all the bad boxes, with the first one as an example."""
+        if self.bad:
+            logger.warning(f"{self.source}: {self.bad} boxes had a negative size or reached outside their image; "
+                           f"they were clipped to the image ({self.dropped} left empty and dropped). "
+                           f"First example: {self.example}")
+
+
+def check_image_files(records: Sequence[ImageRecord], source: str) -> None:
+    """Raise one UserError naming the missing or unreadable images (first few) before any training starts."""
+    listed: Dict[Path, set] = {}
+    missing: List[str] = []
+    unreadable: List[str] = []
+    for record in records:
+        folder = record.path.parent
+        if folder not in listed:
+            listed[folder] = set(os.listdir(folder)) if folder.is_dir() else set()
+        if record.path.name not in listed[folder]:
+            missing.append(str(record.path))
+        elif not _looks_readable(record.path):
+            unreadable.append(str(record.path))
+    for problem, paths, fix in (("missing", missing, "restore them or remove them from the annotations"),
+                                ("unreadable (not an image OpenCV can decode)", unreadable,
+                                 "replace them or remove them from the annotations")):
+        if paths:
+            shown = "\n  ".join(paths[:ERROR_EXAMPLES])
+            more = f"\n  ... and {len(paths) - ERROR_EXAMPLES} more" if len(paths) > ERROR_EXAMPLES else ""
+            raise UserError(f"{len(paths)} images listed in {source} are {problem}:\n  {shown}{more}\n{fix}")
+
+
+def _looks_readable(path: Path) -> bool:
+    """Cheap check that a file is a decodable image: a known signature, else one trial decode."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return False
+    if head.startswith(IMAGE_SIGNATURES):
+        return True
+    return len(head) > 0 and cv2.imread(str(path)) is not None
+
+
+class DetectionDataset(Dataset):
+    """Images with boxes, resized to fit ``img_size``; subclasses parse an annotation format into records.
+
+    ``pull_item`` gives the resized image and ``[N, 5]`` rows ``x1, y1, x2, y2, class`` in resized pixels;
+    ``__getitem__`` passes them through ``preproc``. Images can be cached resized in RAM or on disk.
+    """
+
+    def __init__(self, img_size: Tuple[int, int], preproc: Optional[Transform] = None) -> None:
+        super().__init__()
+        self.img_size = (int(img_size[0]), int(img_size[1]))
+        self.preproc = preproc
+        self.records: List[ImageRecord] = []
+        self.class_names: Tuple[str, ...] = ()
+        self._labels: List[np.ndarray] = []
+        self.labelled_indices: List[int] = []  # images with at least one box: mixup draws its partner here
+        self._ram_images: Optional[List[np.ndarray]] = None
+        self._disk_cache: Optional[DiskImageCache] = None
+        self._size_mismatch_warned = False
+
+    # ------------------------------------------------------------------ set-up (called by subclasses)
+    def _finish_setup(self, records: List[ImageRecord], class_names: Sequence[str], source: str,
+                      cache: bool, cache_type: str, cache_dir: Optional[Path], data_dir: Path, name: str) -> None:
+        """Check the images, scale the labels to the resized images and fill the cache when asked."""
+        if not records:
+            raise UserError(f"{source} lists no images: check the annotation file or image set")
+        check_image_files(records, source)
+        self.records = records
+        self.class_names = tuple(class_names)
+        self._labels = [self._resized_labels(record) for record in records]
+        self.labelled_indices = [index for index, labels in enumerate(self._labels) if len(labels)]
+        if cache:
+            self._build_cache(validate_cache_type(cache_type), cache_dir or default_cache_dir(data_dir, name), source)
+
+    def _resized_labels(self, record: ImageRecord) -> np.ndarray:
+        """``[N, 5]`` float32 rows ``x1, y1, x2, y2, class`` in the pixels of the resized image (read-only)."""
+        ratio = letterbox_scale((record.height, record.width), self.img_size)
+        labels = np.empty((len(record.boxes), 5), dtype=np.float32)
+        labels[:, :4] = record.boxes * ratio
+        labels[:, 4] = record.classes
+        labels.flags.writeable = False
+        return labels
+
+    def _build_cache(self, cache_type: str, cache_dir: Path, source: str) -> None:
+        """Fill the RAM cache or bring the disk cache up to date."""
+        if cache_type == "ram":
+            check_ram_for_cache([self.resized_hw(index) for index in range(len(self))], source)
+            self._ram_images = fill_ram_cache(len(self), self._read_resized, source)
+        else:
+            self._disk_cache = DiskImageCache(cache_dir, self.img_size, [r.path for r in self.records],
+                                              [r.key for r in self.records])
+            self._disk_cache.sync(self._read_resized, source)
+
+    # ------------------------------------------------------------------ access
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def input_dim(self) -> Tuple[int, int]:
+        """The (height, width) every image is resized to fit."""
+        return self.img_size
+
+    @property
+    def _classes(self) -> Tuple[str, ...]:
+        """The class names (the official attribute name)."""
+        return self.class_names
+
+    def resized_hw(self, index: int) -> Tuple[int, int]:
+        """(height, width) of image ``index`` after resizing to fit ``img_size``."""
+        record = self.records[index]
+        ratio = letterbox_scale((record.height, record.width), self.img_size)
+        return int(record.height * ratio), int(record.width * ratio)
+
+    def load_anno(self, index: int) -> np.ndarray:
+        """Read-only ``[N, 5]`` rows ``x1, y1, x2, y2, class`` of image ``index`` in resized pixels."""
+        return self._labels[index]
+
+    def ground_truth(self, index: int) -> Dict[str, np.ndarray]:
+        """Boxes (original pixels, x1 y1 x2 y2), class indices and difficult flags of image ``index``."""
+        record = self.records[index]
+        return {"boxes": record.boxes, "classes": record.classes, "difficult": record.difficult}
+
+    def load_image(self, index: int) -> np.ndarray:
+        """The original BGR image of ``index``; a UserError names the file when it cannot be decoded."""
+        path = self.records[index].path
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise UserError(f"image {path} could not be read: replace it or remove it from the annotations")
+        return img
+
+    def _read_resized(self, index: int) -> np.ndarray:
+        """Decode image ``index`` and resize it to fit ``img_size`` (a fresh array).
+
+        The size comes from the annotation, which the boxes refer to; an image of another size is
+        stretched to it, with one warning per process, rather than stopping training in a worker.
+        """
+        img = self.load_image(index)
+        record = self.records[index]
+        new_h, new_w = self.resized_hw(index)
+        if img.shape[:2] != (record.height, record.width) and not self._size_mismatch_warned:
+            self._size_mismatch_warned = True
+            logger.warning(f"image {record.path} is {img.shape[1]}x{img.shape[0]} but its annotation says "
+                           f"{record.width}x{record.height}; it is stretched to the annotated size so the boxes "
+                           f"stay aligned (later mismatches are not reported): check the annotation")
+        if (new_h, new_w) != img.shape[:2]:
+            img = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        return img
+
+    def load_resized_img(self, index: int) -> np.ndarray:
+        """The resized image of ``index``; from the RAM cache it is shared and read-only, so copy to modify."""
+        if self._ram_images is not None:
+            return self._ram_images[index]
+        if self._disk_cache is not None:
+            return self._disk_cache.load(index)
+        return self._read_resized(index)
+
+    def pull_item(self, index: int) -> Tuple[np.ndarray, np.ndarray, Tuple[int, int], Union[int, str]]:
+        """(resized image you may modify, labels copy, (orig_h, orig_w), image id) of image ``index``."""
+        img = self.load_resized_img(index)
+        if not img.flags.writeable:
+            img = img.copy()
+        record = self.records[index]
+        return img, self._labels[index].copy(), (record.height, record.width), record.image_id
+
+    def __getitem__(self, index: int) -> Tuple[np.ndarray, np.ndarray, Tuple[int, int], Union[int, str]]:
+        img, target, img_info, img_id = self.pull_item(index)
+        if self.preproc is not None:
+            img, target = self.preproc(img, target, self.img_size)
+        return img, target, img_info, img_id
+
