@@ -27,11 +27,12 @@ setup(
     long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     packages=find_packages(include=("yolox", "yolox.*")),
-    python_requires=">=3.9",
+    python_requires=">=3.10",
     install_requires=read_requirements(),
     extras_require={
         "dev": ["pytest", "onnx", "onnxruntime"],
         "onnx": ["onnx", "onnxruntime"],
         "tensorboard": ["tensorboard"],
+        "fast-eval": ["faster-coco-eval"],
     },
 )
