@@ -1,0 +1,116 @@
+"""The ``tools/train.py`` command: official YOLOX flags plus ``--device``, one or many processes."""
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from loguru import logger
+
+from yolox.core.launch import WorkerError, launch
+from yolox.core.trainer import NonFiniteLossError
+from yolox.utils.device import DEVICE_CHOICES, resolve_device
+from yolox.utils.dist import get_rank, get_world_size
+from yolox.utils.errors import UserError
+from yolox.utils.setup_env import configure_allocator, configure_threads
+
+EXIT_USER_ERROR = 2
+EXIT_TRAINING_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The command-line flags (names and defaults as in the official YOLOX)."""
+    parser = argparse.ArgumentParser("yolox train", description="Train a YOLOX detector (with optional attention).")
+    parser.add_argument("-expn", "--experiment-name", type=str, default=None,
+                        help="run folder under exp.output_dir (default: the exp's name)")
+    parser.add_argument("-n", "--name", type=str, default=None, help="default exp name, e.g. yolox-s")
+    parser.add_argument("-f", "--exp_file", type=str, default=None, help="exp file, e.g. exps/yolox_s_cam.py")
+    parser.add_argument("-b", "--batch-size", type=int, default=64, help="total batch size over all processes")
+    parser.add_argument("-d", "--devices", type=int, default=None,
+                        help="processes on this machine (default: the GPU count on CUDA, 1 on CPU)")
+    parser.add_argument("-c", "--ckpt", type=str, default=None,
+                        help="checkpoint to fine-tune from (non-strict), or to resume from with --resume")
+    parser.add_argument("--resume", action="store_true", default=False,
+                        help="continue a run exactly from -c or <output_dir>/<experiment>/latest_ckpt.pth")
+    parser.add_argument("-e", "--start_epoch", type=int, default=None, help="1-based epoch to resume at")
+    parser.add_argument("--fp16", dest="fp16", action="store_true", default=False,
+                        help="mixed precision: float16 with loss scaling on CUDA, bfloat16 on CPU")
+    parser.add_argument("--cache", type=str, nargs="?", const="ram", default=None, choices=("ram", "disk"),
+                        help="cache decoded training images in RAM or on disk")
+    parser.add_argument("-l", "--logger", type=str, default="none", choices=("tensorboard", "none"),
+                        help="extra scalar logger (the text log is always written)")
+    parser.add_argument("--num_machines", type=int, default=1, help="machines taking part")
+    parser.add_argument("--machine_rank", type=int, default=0, help="rank of this machine")
+    parser.add_argument("--dist-url", type=str, default=None,
+                        help="tcp://<host of machine 0>:<port> for several machines (one machine: a free local port)")
+    parser.add_argument("--dist-backend", type=str, default=None, choices=("nccl", "gloo"),
+                        help="default: nccl on CUDA, gloo on CPU")
+    parser.add_argument("--device", type=str, default="auto", help=f"one of {', '.join(DEVICE_CHOICES)} or cuda:N")
+    parser.add_argument("opts", default=None, nargs=argparse.REMAINDER,
+                        help="exp overrides as key value pairs, e.g. max_epoch 10 input_size 416,416")
+    return parser
+
+
+def build_exp(args: argparse.Namespace) -> Any:
+    """The exp named by the flags with the command-line overrides applied."""
+    from yolox.exp import get_exp
+
+    exp = get_exp(args.exp_file, args.name)
+    exp.merge(args.opts or [])
+    if not args.experiment_name:
+        args.experiment_name = exp.exp_name
+    return exp
+
+
+def train_worker(args: argparse.Namespace) -> None:
+    """Train in this process (one rank); expected failures are printed briefly and end it with an exit code."""
+    rank = get_rank()
+    prefix = f"[rank {rank}] " if get_world_size() > 1 else ""
+    try:
+        configure_threads(int(os.environ.get("LOCAL_WORLD_SIZE", getattr(args, "local_world_size", 1))))
+        if resolve_device(args.device).type == "cpu":
+            configure_allocator()
+        exp = build_exp(args)
+        exp.get_trainer(args).train()
+    except (UserError, FileNotFoundError) as err:
+        print(f"{prefix}error: {err}", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR) from None
+    except NonFiniteLossError as err:
+        if rank == 0:
+            logger.error(str(err))
+        raise SystemExit(EXIT_TRAINING_FAILED) from None
+    except KeyboardInterrupt:
+        raise SystemExit(EXIT_INTERRUPTED) from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, start the processes and return the exit code (2 for a user error)."""
+    args = make_parser().parse_args(argv)
+    try:
+        device = resolve_device(args.device)
+        build_exp(args)  # fail here, before any process starts, on a bad exp file or override
+        if args.devices is None:
+            args.devices = torch.cuda.device_count() if device.type == "cuda" else 1
+        if device.type == "cuda" and args.devices > torch.cuda.device_count():
+            raise UserError(f"-d {args.devices} asks for more GPUs than the {torch.cuda.device_count()} visible here")
+        args.local_world_size = args.devices
+        world_size = args.devices * args.num_machines
+        if args.batch_size < world_size or args.batch_size % world_size:
+            raise UserError(f"-b/--batch-size {args.batch_size} is the total over {world_size} processes: "
+                            f"use a multiple of {world_size}")
+        backend = args.dist_backend or ("nccl" if device.type == "cuda" else "gloo")
+        launch(train_worker, args.devices, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               backend=backend, dist_url=args.dist_url, args=(args,))
+    except (UserError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except WorkerError as err:
+        if str(err):
+            print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except SystemExit as exit_request:
+        return int(exit_request.code or 0)
+    return 0
