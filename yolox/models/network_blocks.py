@@ -1,9 +1,11 @@
 """Convolution units and the CSP building blocks shared by the backbones, necks and the head."""
 
-from typing import Sequence
+from typing import Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import FunctionCtx, once_differentiable
 
 # Names accepted by ``get_activation`` and the modules they build.
 _ACTIVATIONS = {
@@ -68,11 +70,83 @@ class BaseConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply conv, BN and activation."""
-        return self.act(self.bn(self.conv(x)))
+        x = self.conv(x)
+        if _recomputes_bn_output(self.bn, self.act, x):
+            return batch_norm_silu(x, self.bn)
+        return self.act(self.bn(x))
 
     def fuseforward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply conv and activation only: used once BN has been folded into the conv weights."""
         return self.act(self.conv(x))
+
+
+class _BatchNormSiLUFunction(torch.autograd.Function):
+    """Train-mode BatchNorm then SiLU that keeps only the BN input (and batch statistics) for backward.
+
+    Autograd would otherwise keep both the conv output (for BN) and the BN output (for SiLU; an in-place
+    SiLU even copies it first). The BN output is recomputed in backward from the input and the saved
+    statistics instead: one feature map less per conv unit and one copy less per step.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: FunctionCtx,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor,
+        running_mean: torch.Tensor,
+        running_var: torch.Tensor,
+        momentum: float,
+        eps: float,
+    ) -> torch.Tensor:
+        """Normalise with batch statistics (updating the running ones) and apply SiLU."""
+        normalized, mean, invstd = torch.native_batch_norm(
+            x, weight, bias, running_mean, running_var, True, momentum, eps
+        )
+        ctx.save_for_backward(x, weight, bias, mean, invstd)
+        ctx.eps = eps
+        return F.silu(normalized)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: FunctionCtx, grad_output: torch.Tensor) -> Tuple[Optional[torch.Tensor], ...]:
+        """Recompute the BN output, then chain SiLU's and BatchNorm's own backward kernels."""
+        x, weight, bias, mean, invstd = ctx.saved_tensors
+        scale = weight * invstd
+        shift = bias - mean * scale
+        normalized = x * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1)
+        grad_normalized = torch.ops.aten.silu_backward(grad_output, normalized)
+        grad_x, grad_weight, grad_bias = torch.ops.aten.native_batch_norm_backward(
+            grad_normalized, x, weight, None, None, mean, invstd, True, ctx.eps, list(ctx.needs_input_grad[:3])
+        )
+        return grad_x, grad_weight, grad_bias, None, None, None, None
+
+
+def _recomputes_bn_output(bn: nn.Module, act: nn.Module, x: torch.Tensor) -> bool:
+    """True when BN + SiLU can take the memory-saving training path (plain BatchNorm2d in train mode, no autocast).
+
+    Everything else (eval, no grad, SyncBatchNorm, other activations, autocast, tracing) keeps the module path.
+    """
+    return (
+        type(bn) is nn.BatchNorm2d
+        and bn.training
+        and bn.affine
+        and bn.track_running_stats
+        and isinstance(act, nn.SiLU)
+        and torch.is_grad_enabled()
+        and not torch.is_autocast_enabled(x.device.type)
+        and not (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling())
+    )
+
+
+def batch_norm_silu(x: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
+    """``silu(bn(x))`` for a train-mode ``bn``, with the same outputs, gradients and running statistics.
+
+    The running statistics and ``num_batches_tracked`` are updated exactly as ``nn.BatchNorm2d`` does.
+    """
+    bn.num_batches_tracked.add_(1)
+    momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+    return _BatchNormSiLUFunction.apply(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, momentum, bn.eps)
 
 
 class DWConv(nn.Module):
@@ -142,15 +216,25 @@ class SPPBottleneck(nn.Module):
         activation: str = "silu",
     ) -> None:
         super().__init__()
+        if any(k < 1 or k % 2 == 0 for k in kernel_sizes) or list(kernel_sizes) != sorted(set(kernel_sizes)):
+            raise ValueError(f"SPP kernel sizes must be odd and increasing, e.g. (5, 9, 13); got {tuple(kernel_sizes)}")
         hidden = in_channels // 2
         self.conv1 = BaseConv(in_channels, hidden, 1, stride=1, act=activation)
-        self.m = nn.ModuleList(nn.MaxPool2d(kernel_size=k, stride=1, padding=k // 2) for k in kernel_sizes)
+        self.kernel_sizes = tuple(kernel_sizes)
+        # Stride-1 max pools compose: pooling a k-pool's output with a j-pool is a (k + j - 1)-pool, borders
+        # included. So each level pools the previous one with the size difference plus one (5, 9, 13 -> three
+        # 5-pools), the same values as pooling x directly at a fraction of the comparisons.
+        steps = [k - previous + 1 for previous, k in zip((1,) + self.kernel_sizes[:-1], self.kernel_sizes)]
+        self.m = nn.ModuleList(nn.MaxPool2d(kernel_size=k, stride=1, padding=k // 2) for k in steps)
         self.conv2 = BaseConv(hidden * (len(kernel_sizes) + 1), out_channels, 1, stride=1, act=activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the fused multi-scale pooled features."""
+        """Return the fused multi-scale pooled features (pools of increasing size, computed as a cascade)."""
         x = self.conv1(x)
-        return self.conv2(torch.cat([x] + [pool(x) for pool in self.m], dim=1))
+        pooled = [x]
+        for pool in self.m:
+            pooled.append(pool(pooled[-1]))
+        return self.conv2(torch.cat(pooled, dim=1))
 
 
 class CSPLayer(nn.Module):
