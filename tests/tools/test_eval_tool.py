@@ -1,6 +1,5 @@
 """tools/eval.py on CPU: speed mode, a checkpoint evaluation with its results file, and clear user errors."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,6 +11,7 @@ import torch
 from loguru import logger
 
 from yolox.data.shapes import SHAPE_CLASSES, generate_shapes_dataset
+from yolox.evaluators import eval_cli
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EVAL_TOOL = REPO_ROOT / "tools" / "eval.py"
@@ -25,11 +25,8 @@ def shapes_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def eval_tool():
-    """The tool imported as a module; loguru's handlers are put back after the test."""
-    spec = importlib.util.spec_from_file_location("eval_tool", EVAL_TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
+    """The tool's library module (tools/eval.py only forwards to it); loguru's handlers are put back after."""
+    yield eval_cli
     logger.remove()
     logger.add(sys.stderr)
 

@@ -1,0 +1,186 @@
+"""The ``tools/eval.py`` command: official YOLOX evaluation flags plus ``--device``, one or many processes.
+
+Examples::
+
+    python tools/eval.py -n yolox-s -c yolox_s.pth -b 8 --conf 0.001
+    python tools/eval.py -f exps/yolox_s_cam.py -c best_ckpt.pth -d 2 --device cpu
+    python tools/eval.py -n yolox-nano --speed --tsize 416 --device cpu data_dir datasets/shapes
+
+Writes ``eval_results.json`` and ``val_log.txt`` to ``<output_dir>/<exp_name>/``.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from yolox.utils.errors import UserError
+
+RESULTS_FILE = "eval_results.json"
+LOG_FILE = "val_log.txt"
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The evaluation tool's command-line flags (the official YOLOX names, plus --device)."""
+    parser = argparse.ArgumentParser(description="YOLOX evaluation")
+    parser.add_argument("-expn", "--experiment-name", default=None, help="name of the run folder (default: the exp's)")
+    parser.add_argument("-n", "--name", default=None, help="default exp name, e.g. yolox-s")
+    parser.add_argument("-f", "--exp_file", default=None, help="exp file describing the model and the data")
+    parser.add_argument("-c", "--ckpt", default=None, help="checkpoint (default: <output_dir>/<exp_name>/best_ckpt.pth)")
+    parser.add_argument("-b", "--batch-size", type=int, default=64, help="total batch size over all processes")
+    parser.add_argument("-d", "--devices", type=int, default=1, help="number of processes (one per GPU, or CPU with gloo)")
+    parser.add_argument("--num_machines", type=int, default=1, help="number of machines")
+    parser.add_argument("--machine_rank", type=int, default=0, help="rank of this machine")
+    parser.add_argument("--dist-backend", default=None, help="nccl or gloo (default: nccl on CUDA, gloo on CPU)")
+    parser.add_argument("--dist-url", default=None, help="tcp://host:port of machine 0 (default: a free local port)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--conf", type=float, default=None, help="score threshold (default: the exp's test_conf)")
+    parser.add_argument("--nms", type=float, default=None, help="NMS IoU threshold (default: the exp's nmsthre)")
+    parser.add_argument("--tsize", type=int, default=None, help="square test size, a multiple of 32 (default: the exp's)")
+    parser.add_argument("--seed", type=int, default=None, help="seed for a deterministic evaluation")
+    parser.add_argument("--fp16", action="store_true", help="half precision (CUDA only)")
+    parser.add_argument("--legacy", action="store_true", help="the old normalised input of YOLOX before 0.2")
+    parser.add_argument("--fuse", action="store_true", help="fuse conv and BN layers before evaluating")
+    parser.add_argument("--test", action="store_true", help="test-dev: write the detections JSON, no scoring")
+    parser.add_argument("--speed", action="store_true", help="timing only: random weights, no checkpoint, no scoring")
+    parser.add_argument("--coco-backend", default="pycocotools", choices=("pycocotools", "faster-coco-eval"),
+                        help="COCO scoring: pycocotools (reference) or faster-coco-eval (optional extra, same numbers)")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="exp overrides as 'key value' pairs")
+    return parser
+
+
+def build_eval_exp(args: argparse.Namespace):
+    """The exp of ``-f``/``-n`` with the overrides, ``--conf``, ``--nms``, ``--tsize`` and ``-expn`` applied."""
+    from yolox.exp import get_exp
+
+    exp = get_exp(args.exp_file, args.name)
+    exp.merge(args.opts)
+    if args.experiment_name:
+        exp.exp_name = args.experiment_name
+    if args.conf is not None:
+        exp.test_conf = args.conf
+    if args.nms is not None:
+        exp.nmsthre = args.nms
+    if args.tsize is not None:
+        if args.tsize <= 0 or args.tsize % 32:
+            nearest = max(32, round(args.tsize / 32) * 32)
+            raise UserError(f"--tsize {args.tsize} is not a positive multiple of 32 (the largest stride): try {nearest}")
+        exp.test_size = (args.tsize, args.tsize)
+    return exp
+
+
+def run_evaluation(args: argparse.Namespace) -> dict:
+    """Evaluate (or time, with ``--speed``) as the command line asks; return what eval_results.json holds."""
+    import torch
+    from loguru import logger
+
+    from yolox.evaluators import COCOEvaluator
+    from yolox.evaluators.coco_evaluator import check_backend
+    from yolox.evaluators.inference import gather_inference
+    from yolox.evaluators.weights import load_eval_weights
+    from yolox.utils.device import resolve_device
+    from yolox.utils.dist import get_local_rank, get_rank, get_world_size, is_distributed, is_main_process
+    from yolox.utils.logger import setup_logger
+    from yolox.utils.model_utils import fuse_model, get_model_info
+    from yolox.utils.setup_env import seed_everything
+
+    exp = build_eval_exp(args)
+    output_dir = Path(exp.output_dir) / exp.exp_name
+    setup_logger(output_dir, distributed_rank=get_rank(), filename=LOG_FILE, mode="a")
+    logger.info(f"args: {vars(args)}")
+    if args.seed is not None:
+        seed_everything(args.seed)
+        logger.warning("--seed makes cuDNN deterministic, which can slow evaluation down")
+    device = resolve_device(args.device)
+    if device.type == "cuda" and is_distributed():
+        device = torch.device("cuda", get_local_rank())
+    if args.fp16 and device.type != "cuda":
+        raise UserError(f"--fp16 needs a CUDA device but the run is on {device}: drop --fp16 or use --device cuda")
+    model = exp.get_model()
+    logger.info(f"model summary: {get_model_info(model, exp.test_size)}")
+    evaluator = exp.get_evaluator(args.batch_size, is_distributed(), args.test, args.legacy)
+    if args.coco_backend != "pycocotools":
+        if not isinstance(evaluator, COCOEvaluator):
+            raise UserError(f"--coco-backend {args.coco_backend} applies to COCO-format data, not {exp.dataset_format}")
+        check_backend(args.coco_backend)
+        evaluator.backend = args.coco_backend
+    if args.test:
+        evaluator.testdev_json = output_dir / "yolox_testdev_2017.json"
+    ckpt_path = None
+    if not args.speed:
+        ckpt_path = args.ckpt or str(output_dir / "best_ckpt.pth")
+        load_eval_weights(model, ckpt_path, exp)
+    model.to(device).eval()
+    if args.fuse:
+        logger.info("fusing convolutions and batch norms")
+        model = fuse_model(model)
+    results = {
+        "mode": "speed" if args.speed else ("testdev" if args.test else "eval"),
+        "exp": args.exp_file or args.name,
+        "exp_name": exp.exp_name,
+        "model": type(model).__name__,
+        "depth": exp.depth,
+        "width": exp.width,
+        "attention": exp.attention,
+        "ckpt": ckpt_path,
+        "device": str(device),
+        "world_size": get_world_size(),
+        "test_size": list(exp.test_size),
+        "conf": exp.test_conf,
+        "nms": exp.nmsthre,
+        "batch_size": args.batch_size,
+        "fp16": bool(args.fp16),
+        "fuse": bool(args.fuse),
+        "coco_backend": args.coco_backend,
+    }
+    if args.speed:
+        merged = gather_inference(evaluator.inference(model, half=args.fp16))
+        if merged is not None:
+            logger.info("\n" + merged.timing.summary())
+            results["timing"] = merged.timing.per_image_ms()
+    else:
+        report = evaluator.evaluate_report(model, is_distributed(), args.fp16)
+        logger.info("\n" + report.summary)
+        results.update(report.to_dict())
+    if is_main_process():
+        results_path = output_dir / RESULTS_FILE
+        results_path.write_text(json.dumps(results, indent=2) + "\n")
+        logger.info(f"wrote {results_path}")
+    return results
+
+
+def eval_worker(args: argparse.Namespace) -> None:
+    """Entry point of one process of ``-d N``: a user error is reported once and ends the run with code 2."""
+    from yolox.utils.dist import is_main_process
+
+    try:
+        run_evaluation(args)
+    except (UserError, FileNotFoundError) as err:
+        if is_main_process():
+            print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the flags, start the processes and run the evaluation; user errors exit with code 2."""
+    args = make_parser().parse_args(argv)
+    try:
+        if args.devices * args.num_machines <= 1:
+            run_evaluation(args)
+            return 0
+        from yolox.core.launch import WorkerError, launch
+        from yolox.utils.device import resolve_device
+
+        backend = args.dist_backend or ("nccl" if resolve_device(args.device).type == "cuda" else "gloo")
+        try:
+            launch(eval_worker, args.devices, args.num_machines, args.machine_rank, backend=backend,
+                   dist_url=args.dist_url, args=(args,))  # fmt: skip
+        except WorkerError as err:
+            if str(err):
+                print(f"error: {err}", file=sys.stderr)
+            return err.exit_code
+    except (UserError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
