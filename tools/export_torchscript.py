@@ -1,0 +1,74 @@
+#!/usr/bin/env python
+"""Export a YOLOX checkpoint to TorchScript (torch.jit.trace) with its metadata as an extra file.
+
+Example::
+
+    python tools/export_torchscript.py -n yolox-s -c yolox_s.pth --output-name yolox_s.torchscript.pt
+"""
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from yolox.utils.errors import UserError
+from yolox.utils.onnx_inference import parse_size
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The exporter's command-line flags."""
+    parser = argparse.ArgumentParser(description="Export a YOLOX model to TorchScript with torch.jit.trace.")
+    parser.add_argument("--output-name", default=None, help="output file (default: <exp_name>.torchscript.pt)")
+    parser.add_argument("--decode_in_inference", action="store_true",
+                        help="decode boxes inside the model (else the output holds raw offsets per anchor)")
+    parser.add_argument("--tsize", type=parse_size, default=None,
+                        help="trace input size: 640 or H,W such as 480,640 (default: the exp's test_size)")
+    parser.add_argument("-expn", "--experiment-name", default=None, help="override the exp name")
+    parser.add_argument("-n", "--name", default=None, help="default exp name, e.g. yolox-s")
+    parser.add_argument("-f", "--exp_file", default=None, help="exp file describing the model")
+    parser.add_argument("-c", "--ckpt", default=None,
+                        help="checkpoint (default: <output_dir>/<exp_name>/best_ckpt.pth)")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="exp overrides as 'key value' pairs")
+    return parser
+
+
+def run(args: argparse.Namespace) -> Path:
+    """Load the exp and checkpoint, trace, save, and return the written file."""
+    import torch
+
+    from yolox.data.datasets import COCO_CLASSES
+    from yolox.exp import get_exp
+    from yolox.utils.export import export_metadata, export_torchscript, prepare_for_export
+    from yolox.utils.predictor import input_size, load_inference_model, resolve_class_names
+
+    exp = get_exp(args.exp_file, args.name)
+    exp.merge(args.opts)
+    if args.experiment_name:
+        exp.exp_name = args.experiment_name
+    input_hw = input_size(args.tsize, exp.test_size)
+    ckpt = Path(args.ckpt) if args.ckpt else Path(exp.output_dir) / exp.exp_name / "best_ckpt.pth"
+    model, meta = load_inference_model(exp, ckpt, torch.device("cpu"))
+    class_names = resolve_class_names(meta, exp.resolved_class_names(), exp.num_classes, COCO_CLASSES)
+    model = prepare_for_export(model, args.decode_in_inference)
+    metadata = export_metadata(exp, class_names, input_hw, args.decode_in_inference, dynamic_batch=True,
+                               dynamic_hw=False, strides=model.head.strides)
+    output = Path(args.output_name or f"{exp.exp_name}.torchscript.pt")
+    export_torchscript(model, output, input_hw, metadata)
+    print(f"wrote {output} (traced at {input_hw[0]}x{input_hw[1]}, "
+          f"boxes {'decoded' if args.decode_in_inference else 'raw'})")
+    return output
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point: export, print user errors in one line and return exit code 2 for them."""
+    args = make_parser().parse_args(argv)
+    try:
+        run(args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
