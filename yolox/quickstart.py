@@ -1,0 +1,102 @@
+"""The quick start behind ``make demo``: shapes dataset, training, COCO evaluation and a picture of predictions."""
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import cv2
+import numpy as np
+
+from yolox.utils.errors import UserError
+
+DEMO_EXP = "exps/example/shapes/yolox_nano_cam_shapes.py"
+PICTURE_NAME = "demo_predictions.png"
+
+
+def ensure_shapes_dataset(data_dir: Path, num_train: int, num_val: int, seed: int = 0) -> bool:
+    """Generate the shapes dataset unless its annotation files are already there; return True if generated."""
+    from yolox.data.shapes import generate_shapes_dataset
+
+    annotations = data_dir / "annotations"
+    if (annotations / "instances_train.json").is_file() and (annotations / "instances_val.json").is_file():
+        return False
+    generate_shapes_dataset(data_dir, num_train=num_train, num_val=num_val, seed=seed)
+    return True
+
+
+def tile_images(images: Sequence[np.ndarray], columns: int) -> np.ndarray:
+    """Lay equally sized BGR images out in a grid, row by row, padding the last row with grey."""
+    if not images:
+        raise ValueError("no images to tile")
+    height, width = images[0].shape[:2]
+    rows = -(-len(images) // columns)
+    grid = np.full((rows * height, columns * width, 3), 114, dtype=np.uint8)
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        grid[row * height:(row + 1) * height, column * width:(column + 1) * width] = cv2.resize(image, (width, height))
+    return grid
+
+
+def draw_prediction_picture(exp: Any, ckpt: Path, image_paths: Sequence[Path], out_path: Path,
+                            device: str = "cpu", conf: float = 0.3, nms: float = 0.45) -> int:
+    """Run the trained model on ``image_paths``, draw the boxes, tile them into one picture; return the box count."""
+    from yolox.utils.device import resolve_device
+    from yolox.utils.predictor import Predictor, load_inference_model
+
+    torch_device = resolve_device(device)
+    model, _ = load_inference_model(exp, ckpt, torch_device)
+    predictor = Predictor(model, exp.num_classes, exp.test_size, conf=conf, nms=nms,
+                          class_names=exp.class_names, device=torch_device)
+    drawn: List[np.ndarray] = []
+    boxes = 0
+    for path in image_paths:
+        image = cv2.imread(str(path))
+        if image is None:
+            raise UserError(f"could not read {path}: regenerate the dataset with tools/make_dataset.py")
+        detections, _ = predictor.predict(image)
+        boxes += len(detections)
+        drawn.append(predictor.draw(image, detections))
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out_path), tile_images(drawn, columns=3)):
+        raise UserError(f"could not write {out_path}: check that the folder is writable")
+    return boxes
+
+
+def run_quickstart(exp_file: str = DEMO_EXP, batch_size: int = 16, device: str = "cpu",
+                   num_train: int = 800, num_val: int = 200, overrides: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """Generate the data if missing, train, evaluate the best checkpoint and draw predictions; return a summary."""
+    from yolox.core.train_cli import main as train_main
+    from yolox.evaluators.eval_cli import RESULTS_FILE
+    from yolox.evaluators.eval_cli import main as eval_main
+    from yolox.exp import get_exp
+
+    overrides = list(overrides or [])
+    exp = get_exp(exp_file)
+    exp.merge(overrides)
+    data_dir = Path(exp.data_dir)
+    started = time.perf_counter()
+    generated = ensure_shapes_dataset(data_dir, num_train, num_val, seed=exp.seed or 0)
+    run_dir = Path(exp.output_dir) / exp.exp_name
+    common = ["-f", exp_file, "-b", str(batch_size), "--device", device]
+    code = train_main([*common, *overrides])
+    if code != 0:
+        raise RuntimeError(f"training stopped with exit code {code}: see {run_dir / 'train_log.txt'}")
+    trained = time.perf_counter()
+    ckpt = run_dir / "best_ckpt.pth"
+    if not ckpt.is_file():
+        ckpt = run_dir / "latest_ckpt.pth"
+    code = eval_main([*common, "-c", str(ckpt), *overrides])
+    if code != 0:
+        raise RuntimeError(f"evaluation stopped with exit code {code}: see {run_dir / 'val_log.txt'}")
+    results = json.loads((run_dir / RESULTS_FILE).read_text())
+    val_images = sorted((data_dir / exp.val_name).glob("*.jpg"))[:6]
+    picture = run_dir / PICTURE_NAME
+    boxes = draw_prediction_picture(exp, ckpt, val_images, picture, device=device)
+    return {
+        "dataset": str(data_dir), "dataset_generated": generated, "checkpoint": str(ckpt),
+        "train_log": str(run_dir / "train_log.txt"), "eval_results": str(run_dir / RESULTS_FILE),
+        "picture": str(picture), "boxes_in_picture": boxes, "ap50_95": results.get("ap50_95"),
+        "ap50": results.get("ap50"), "train_seconds": round(trained - started, 1),
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
