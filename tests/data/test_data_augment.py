@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from yolox.data import TrainTransform, ValTransform, augment_hsv, random_affine
+from yolox.data.data_augment import to_chw_float, write_chw_float
 
 
 def test_val_transform_matches_reference(reference_dir):
@@ -84,3 +85,31 @@ def test_random_affine_boxes_follow_pixels(seed):
     assert xs.min() >= x1 - 1 and xs.max() <= x2 and ys.min() >= y1 - 1 and ys.max() <= y2
     # A box fitted around a slightly rotated rectangle is mostly filled by it.
     assert red.sum() > 0.6 * (x2 - x1) * (y2 - y1)
+
+
+@pytest.mark.parametrize("image_hw", [(64, 64), (40, 64), (64, 30), (17, 23)])
+def test_write_chw_float_equals_pad_then_transpose(image_hw):
+    image = np.random.default_rng(2).integers(0, 256, (*image_hw, 3), dtype=np.uint8)
+    canvas = np.full((64, 64, 3), 114, dtype=np.uint8)
+    canvas[:image_hw[0], :image_hw[1]] = image
+    expected = canvas.transpose(2, 0, 1).astype(np.float32)
+    out = np.full((3, 64, 64), -1.0, dtype=np.float32)  # stale values must all be overwritten
+    assert write_chw_float(image, out) is out
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(to_chw_float(image, (64, 64)), expected)
+    with pytest.raises(ValueError, match="does not fit"):
+        write_chw_float(np.zeros((65, 10, 3), np.uint8), out)
+
+
+def test_train_transform_call_is_augment_then_float_conversion():
+    image = np.random.default_rng(3).integers(0, 256, (48, 80, 3), dtype=np.uint8)
+    targets = np.array([[5, 6, 40, 30, 1], [50, 10, 79, 47, 2]], dtype=np.float32)
+    transform = TrainTransform(max_labels=5, flip_prob=0.5, hsv_prob=1.0)
+    for seed in range(6):
+        random.seed(seed)
+        called, called_labels = transform(image.copy(), targets, (64, 64))
+        random.seed(seed)
+        augmented, labels = transform.augment(image.copy(), targets, (64, 64))
+        assert augmented.dtype == np.uint8 and augmented.shape == (38, 64, 3)
+        np.testing.assert_array_equal(called, to_chw_float(augmented, (64, 64)))
+        np.testing.assert_array_equal(called_labels, labels)

@@ -6,11 +6,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import default_collate
 
 from yolox.data import (COCODataset, DataLoader, InfiniteSampler, MosaicDetection, TrainTransform, ValTransform,
                         YoloBatchSampler, worker_init_reset_seed)
 from yolox.data.data_augment import random_affine_matrix
-from yolox.data.datasets.mosaicdetection import mosaic_tile_placement
+from yolox.data.dataloading import collate_batch, new_image_batch
+from yolox.data.datasets.mosaicdetection import load_images, mosaic_tile_placement
 
 COLOURS = np.array([(0, 0, 255), (0, 255, 0), (255, 0, 0), (0, 255, 255)], dtype=np.float32)
 INPUT = (128, 160)
@@ -67,8 +69,10 @@ def test_mixup_adds_partner_boxes_that_follow_its_pixels(four_colour_coco):
     mosaic = build_mosaic(four_colour_coco, enable_mixup=True)
     for _ in range(12):
         base = np.full((*INPUT, 3), 114, dtype=np.uint8)  # a neutral mosaic: only the partner shows colour
-        blended, labels = mosaic._mixup(base, np.array([[0, 0, 1, 1, 0]], np.float32))
-        partner = labels[1:]
+        plan = mosaic._plan_mixup(np.array([[0, 0, 1, 1, 0]], np.float32))
+        partner_img = mosaic.dataset.load_resized_img(plan.partner) if plan.visible else None
+        blended = mosaic._render_mixup(base, plan, partner_img)
+        partner = plan.labels[1:]
         rows = np.concatenate([partner[:, 4:5], (partner[:, :2] + partner[:, 2:4]) / 2,
                                partner[:, 2:4] - partner[:, :2]], axis=1)
         check_boxes_follow_pixels(blended.astype(np.float32), rows, scale=0.5)
@@ -142,7 +146,8 @@ def test_same_seed_gives_same_batches(four_colour_coco, num_workers):
 def test_partial_canvas_equals_warping_the_whole_canvas(four_colour_coco, seed):
     mosaic = build_mosaic(four_colour_coco, mosaic_scale=(0.3, 2.5), degrees=30.0)
     random.seed(seed)
-    fast, _ = mosaic._mosaic(1)
+    plan = mosaic._plan_mosaic(1)
+    fast = mosaic._render_mosaic(plan, load_images(mosaic.dataset, [piece.index for piece in plan.pieces]))
     # The straightforward way, with the same random draws: fill the whole 2x canvas, then warp it.
     random.seed(seed)
     height, width = INPUT
@@ -160,3 +165,121 @@ def test_partial_canvas_equals_warping_the_whole_canvas(four_colour_coco, seed):
     # Moving the warp's origin changes OpenCV's 1/32-pixel rounding of a few sample positions, no more.
     difference = np.abs(fast.astype(int) - slow.astype(int))
     assert difference.max() <= 8 and (difference > 0).mean() < 0.005
+
+
+@pytest.fixture
+def textured_coco(make_coco):
+    """Five images of mixed sizes filled with noise (lossless PNG), so any pixel slip shows in comparisons."""
+    sizes = [(96, 128), (120, 90), (64, 200), (128, 160), (100, 100)]
+    root = make_coco([{"size": size, "boxes": [[8, 9, 30, 25, index % 4], [40, 20, 20, 40, (index + 1) % 4]]}
+                      for index, size in enumerate(sizes)])
+    rng = np.random.default_rng(7)
+    for path in sorted((root / "train2017").iterdir()):
+        height, width = cv2.imread(str(path)).shape[:2]
+        cv2.imwrite(str(path), rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    return root
+
+
+def same(got, want) -> bool:
+    """Equal collated values: tensors, or lists of them (as default_collate gives for tuples)."""
+    if isinstance(want, list):
+        return len(got) == len(want) and all(same(a, b) for a, b in zip(got, want))
+    return torch.equal(got, want)
+
+
+def textured_mosaic(root, **kwargs) -> MosaicDetection:
+    options = dict(enable_mixup=True, mosaic_prob=0.8,
+                   preproc=TrainTransform(max_labels=30, flip_prob=0.5, hsv_prob=1.0))
+    options.update(kwargs)
+    return build_mosaic(root, **options)
+
+
+@pytest.mark.parametrize("decode_threads", [1, 3])
+def test_batched_fetch_equals_item_by_item(textured_coco, decode_threads):
+    fused = textured_mosaic(textured_coco, decode_threads=decode_threads)
+    reference = textured_mosaic(textured_coco, decode_threads=1)
+    items = [(True, index % 5) for index in range(7)] + [(False, 2)]
+    for seed in range(4):
+        random.seed(seed)
+        samples = fused.__getitems__(items)
+        batch = collate_batch(samples)
+        random.seed(seed)
+        expected = default_collate([reference[item] for item in items])
+        assert batch[0].data_ptr() == samples[0][0].data_ptr()  # the batch tensor itself, not a copy
+        assert batch[0].dtype == torch.float32 and batch[0].shape == (8, 3, *INPUT)
+        assert same(batch, expected)
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_loader_batches_equal_those_of_torch_default_collate(textured_coco, num_workers):
+    def batches(**loader_options):
+        random.seed(4)
+        np.random.seed(4)
+        torch.manual_seed(4)
+        mosaic = textured_mosaic(textured_coco)
+        sampler = YoloBatchSampler(InfiniteSampler(len(mosaic), seed=4), batch_size=3, drop_last=False, mosaic=True)
+        stream = iter(DataLoader(mosaic, batch_sampler=sampler, num_workers=num_workers,
+                                 worker_init_fn=worker_init_reset_seed, **loader_options))
+        return [next(stream) for _ in range(3)]
+
+    fast, plain = batches(), batches(collate_fn=default_collate)
+    assert all(same(got, want) for got, want in zip(fast, plain))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_four_channel_warp_equals_three_channel_warp(textured_coco, seed):
+    mosaic = textured_mosaic(textured_coco, mosaic_scale=(0.3, 2.5), degrees=30.0)
+    random.seed(seed)
+    plan = mosaic._plan_mosaic(seed % 5)
+    tiles = load_images(mosaic.dataset, [piece.index for piece in plan.pieces])
+    x1, y1, x2, y2 = plan.window
+    window = np.full((y2 - y1, x2 - x1, 3), 114, dtype=np.uint8)
+    for piece, tile in zip(plan.pieces, tiles):
+        window[piece.window_region] = tile[piece.tile_region]
+    matrix = plan.matrix.copy()
+    matrix[:, 2] += plan.matrix[:, :2] @ np.array([x1, y1], dtype=np.float64)
+    expected = cv2.warpAffine(window, matrix, (INPUT[1], INPUT[0]), borderValue=(114, 114, 114))
+    np.testing.assert_array_equal(mosaic._render_mosaic(plan, tiles), expected)
+
+
+def test_mixup_crop_equals_cropping_the_whole_flipped_partner(textured_coco):
+    mosaic = textured_mosaic(textured_coco)
+    base = np.random.default_rng(5).integers(0, 256, (*INPUT, 3), dtype=np.uint8)
+    flips = set()
+    for seed in range(16):
+        random.seed(seed)
+        plan = mosaic._plan_mixup(np.zeros((0, 5), np.float32))
+        if not plan.visible:
+            continue
+        partner = mosaic.dataset.load_resized_img(plan.partner)
+        layer = cv2.resize(partner, plan.content_wh, interpolation=cv2.INTER_LINEAR)
+        layer = cv2.flip(layer, 1) if plan.flip else layer
+        x1, y1, x2, y2 = plan.paste
+        shift_x, shift_y = plan.content_shift
+        expected = cv2.convertScaleAbs(base, alpha=0.5, beta=57.0)
+        expected[y1:y2, x1:x2] = cv2.addWeighted(base[y1:y2, x1:x2], 0.5,
+                                                 layer[y1 + shift_y:y2 + shift_y, x1 + shift_x:x2 + shift_x], 0.5, 0)
+        np.testing.assert_array_equal(mosaic._render_mixup(base, plan, partner), expected)
+        flips.add(plan.flip)
+    assert flips == {False, True}
+
+
+def test_collate_batch_copies_when_images_are_not_one_batch():
+    arrays = [(np.full((3, 2, 2), index, np.float32), np.zeros((4, 5), np.float32), (2, 2), index)
+              for index in range(3)]
+    assert same(collate_batch(arrays), default_collate(arrays))
+    base = new_image_batch(2, (2, 2))
+    base.copy_(torch.arange(24, dtype=torch.float32).reshape(2, 3, 2, 2))
+    swapped = [(base[1], np.zeros(1, np.float32)), (base[0], np.zeros(1, np.float32))]
+    images, _ = collate_batch(swapped)
+    assert torch.equal(images, base.flip(0)) and images.data_ptr() != base.data_ptr()
+    in_order, _ = collate_batch(swapped[::-1])
+    assert in_order is base
+    cached = base.clone()  # rows of another tensor, e.g. a dataset's cache: copied, never handed on
+    images, _ = collate_batch([(cached[0], 0), (cached[1], 1)])
+    assert torch.equal(images, cached) and images.data_ptr() != cached.data_ptr()
+
+
+def test_decode_threads_must_be_positive(four_colour_coco):
+    with pytest.raises(ValueError, match="decode_threads"):
+        build_mosaic(four_colour_coco, decode_threads=0)

@@ -35,16 +35,27 @@ def resize_to_fit(img: np.ndarray, input_size: Tuple[int, int]) -> Tuple[np.ndar
     return img, ratio
 
 
-def to_chw_float(img: np.ndarray, input_size: Tuple[int, int]) -> np.ndarray:
-    """Copy a HWC uint8 image into the top-left of a ``3 x H x W`` float32 canvas filled with 114."""
+def write_chw_float(img: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Write a HWC uint8 image into the top-left of the ``3 x H x W`` float32 array ``out``; the rest gets 114.
+
+    This is the one uint8 -> float32 step of the pipeline; writing into ``out`` lets a batched loader fill
+    its batch tensor in place. Returns ``out``.
+    """
     height, width = img.shape[:2]
-    out = np.empty((3, input_size[0], input_size[1]), dtype=np.float32)
-    if height < input_size[0] or width < input_size[1]:
-        out.fill(PAD_VALUE)
+    if img.ndim != 3 or img.shape[2] != 3 or height > out.shape[1] or width > out.shape[2]:
+        raise ValueError(f"a {img.shape} image does not fit the top-left of a {out.shape} CHW array: "
+                         f"resize it to fit first (resize_to_fit)")
+    out[:, height:, :] = PAD_VALUE
+    out[:, :height, width:] = PAD_VALUE
     # Writing plane by plane from the split channels is the cheapest HWC->CHW float conversion in numpy.
     for channel, plane in enumerate(cv2.split(img)):
         out[channel, :height, :width] = plane
     return out
+
+
+def to_chw_float(img: np.ndarray, input_size: Tuple[int, int]) -> np.ndarray:
+    """Copy a HWC uint8 image into the top-left of a new ``3 x H x W`` float32 canvas filled with 114."""
+    return write_chw_float(img, np.empty((3, input_size[0], input_size[1]), dtype=np.float32))
 
 
 def preproc(img: np.ndarray, input_size: Tuple[int, int],
@@ -169,7 +180,9 @@ class TrainTransform:
     """Training transform: HSV jitter, random flip, letterbox; targets padded to ``max_labels`` rows.
 
     Returns a float32 CHW image and ``[max_labels, 5]`` float32 rows ``class, cx, cy, w, h`` (pixels of
-    the letterboxed input); boxes thinner than one pixel are dropped, zero rows pad the rest.
+    the letterboxed input); boxes thinner than one pixel are dropped, zero rows pad the rest. Calling it
+    is ``augment`` followed by ``to_chw_float``; batched loaders call ``augment`` and write the float
+    image straight into their batch (subclasses change ``augment``, not ``__call__``).
     """
 
     def __init__(self, max_labels: int = 50, flip_prob: float = 0.5, hsv_prob: float = 1.0) -> None:
@@ -177,9 +190,12 @@ class TrainTransform:
         self.flip_prob = flip_prob
         self.hsv_prob = hsv_prob
 
-    def __call__(self, image: np.ndarray, targets: np.ndarray,
-                 input_dim: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
-        """Augment one ``uint8`` BGR image (modified in place) and its ``x1, y1, x2, y2, class`` rows."""
+    def augment(self, image: np.ndarray, targets: np.ndarray,
+                input_dim: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
+        """The augmented ``uint8`` HWC image (fitting ``input_dim``, not yet padded) and the padded targets.
+
+        ``image`` may be modified in place; ``targets`` are ``x1, y1, x2, y2, class`` rows.
+        """
         if random.random() < self.hsv_prob:
             augment_hsv(image)
         image, boxes = random_flip(image, targets[:, :4], self.flip_prob)
@@ -190,6 +206,12 @@ class TrainTransform:
         padded = np.zeros((self.max_labels, 5), dtype=np.float32)
         padded[:count, 0] = targets[keep, 4][:count]
         padded[:count, 1:] = boxes[keep][:count]
+        return resized, padded
+
+    def __call__(self, image: np.ndarray, targets: np.ndarray,
+                 input_dim: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
+        """Augment one ``uint8`` BGR image (modified in place) and its ``x1, y1, x2, y2, class`` rows."""
+        resized, padded = self.augment(image, targets, input_dim)
         return to_chw_float(resized, input_dim), padded
 
 

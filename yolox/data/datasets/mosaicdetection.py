@@ -1,20 +1,40 @@
 """Mosaic + random affine + mixup training wrapper around a detection dataset."""
 
 import math
+import os
 import random
-from typing import Optional, Sequence, Tuple, Union
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
-from yolox.data.data_augment import PAD_VALUE, random_affine_matrix, transform_boxes
+from yolox.data.data_augment import PAD_VALUE, TrainTransform, random_affine_matrix, transform_boxes, write_chw_float
+from yolox.data.dataloading import new_image_batch
 from yolox.data.datasets.datasets_wrapper import DetectionDataset, Transform
 
 SAMPLE_MARGIN = 2  # pixels kept around the warp's source region so bilinear sampling sees true neighbours
 
 Item = Union[int, Tuple[bool, int]]
+
+_DECODE_POOLS: Dict[Tuple[int, int], ThreadPoolExecutor] = {}  # (process id, threads) -> pool of that process
+
+
+def load_images(dataset: DetectionDataset, indices: Sequence[int], threads: int = 1) -> List[np.ndarray]:
+    """``dataset.load_resized_img`` of each index, in order, decoded on up to ``threads`` threads.
+
+    OpenCV releases the GIL while decoding, so on a multi-core machine the images of one mosaic decode
+    side by side; the arrays are the same as when decoded one after the other.
+    """
+    if threads <= 1 or len(indices) <= 1:
+        return [dataset.load_resized_img(index) for index in indices]
+    key = (os.getpid(), threads)  # a pool made before a fork has no threads in the child: one per process
+    if key not in _DECODE_POOLS:
+        _DECODE_POOLS[key] = ThreadPoolExecutor(threads, thread_name_prefix="yolox-decode")
+    return list(_DECODE_POOLS[key].map(dataset.load_resized_img, indices))
 
 
 def mosaic_tile_placement(slot: int, center_x: int, center_y: int, tile_w: int, tile_h: int,
@@ -55,13 +75,15 @@ class MosaicDetection(Dataset):
     decoded; the result is that of warping the whole canvas (up to OpenCV rounding sample positions to
     1/32 pixel). Items may be plain indices or the ``(mosaic, index)`` pairs of ``YoloBatchSampler``.
     ``close_mosaic()`` also reaches loader workers, since the switch lives in shared memory.
+    ``decode_threads`` threads decode the images of one item; None means OpenCV's thread count in the main
+    process and 1 inside loader workers (the workers already decode side by side).
     """
 
     def __init__(self, dataset: DetectionDataset, img_size: Tuple[int, int], mosaic: bool = True,
                  preproc: Optional[Transform] = None, degrees: float = 10.0, translate: float = 0.1,
                  mosaic_scale: Sequence[float] = (0.5, 1.5), mixup_scale: Sequence[float] = (0.5, 1.5),
                  shear: float = 2.0, enable_mixup: bool = True, mosaic_prob: float = 1.0,
-                 mixup_prob: float = 1.0) -> None:
+                 mixup_prob: float = 1.0, decode_threads: Optional[int] = None) -> None:
         super().__init__()
         self.dataset = dataset
         self.input_dim = (int(img_size[0]), int(img_size[1]))
@@ -74,6 +96,10 @@ class MosaicDetection(Dataset):
         self.enable_mixup = enable_mixup
         self.mosaic_prob = mosaic_prob
         self.mixup_prob = mixup_prob
+        if decode_threads is not None and decode_threads < 1:
+            raise ValueError(f"MosaicDetection decode_threads must be at least 1 (or None for automatic), "
+                             f"got {decode_threads}")
+        self.decode_threads = decode_threads
         self._mosaic_switch = torch.tensor(bool(mosaic)).share_memory_()
 
     def __len__(self) -> int:
@@ -88,27 +114,70 @@ class MosaicDetection(Dataset):
         """Stop mosaic and mixup for all later items, in this process and in the loader workers."""
         self._mosaic_switch.fill_(False)
 
+    def _decode_thread_count(self) -> int:
+        """Threads for decoding one item's images (see ``decode_threads``)."""
+        if self.decode_threads is not None:
+            return self.decode_threads
+        return 1 if get_worker_info() is not None else max(cv2.getNumThreads(), 1)
+
     @property
     def class_names(self) -> Tuple[str, ...]:
         """The wrapped dataset's class names."""
         return self.dataset.class_names
 
     def __getitem__(self, item: Item) -> Tuple[np.ndarray, np.ndarray, Tuple[int, int], Union[int, str]]:
-        sampler_mosaic, index = item if isinstance(item, tuple) else (True, item)
-        if sampler_mosaic and self.enable_mosaic and random.random() < self.mosaic_prob:
-            img, labels = self._mosaic(index)
-            if self.enable_mixup and len(labels) and random.random() < self.mixup_prob:
-                img, labels = self._mixup(img, labels)
-            img_info = self.input_dim
-            img_id = self.dataset.records[index].image_id
-        else:
-            img, labels, img_info, img_id = self.dataset.pull_item(index)
+        img, labels, img_info, img_id = self._pull_augmented(item)
         if self.preproc is not None:
             img, labels = self.preproc(img, labels, self.input_dim)
         return img, labels, img_info, img_id
 
-    def _mosaic(self, index: int) -> Tuple[np.ndarray, np.ndarray]:
-        """Four images around a random centre on a 2x canvas, warped once to the input size."""
+    def __getitems__(self, items: Sequence[Item]) -> List[Tuple[object, np.ndarray, Tuple[int, int], Union[int, str]]]:
+        """The DataLoader's batched fetch: the items of ``self[item]``, in order, with the same random draws.
+
+        With a ``TrainTransform`` the images are written straight into one float32 batch tensor (in shared
+        memory inside a loader worker) and returned as its views, which ``collate_batch`` hands on without
+        copying; the values are those of ``self[item]``.
+        """
+        if not isinstance(self.preproc, TrainTransform):
+            return [self[item] for item in items]
+        batch = new_image_batch(len(items), self.input_dim)
+        planes = batch.numpy()
+        samples = []
+        for position, item in enumerate(items):
+            img, labels, img_info, img_id = self._pull_augmented(item)
+            img, labels = self.preproc.augment(img, labels, self.input_dim)
+            write_chw_float(img, planes[position])
+            samples.append((batch[position], labels, img_info, img_id))
+        return samples
+
+    def _pull_augmented(self, item: Item) -> Tuple[np.ndarray, np.ndarray, Tuple[int, int], Union[int, str]]:
+        """The ``uint8`` image and ``x1, y1, x2, y2, class`` labels of ``item`` before ``preproc``.
+
+        All random draws (mosaic, then mixup) come first, in a fixed order; then every image they need is
+        decoded at once (side by side where ``decode_threads`` allows) and the pixels are put together.
+        """
+        sampler_mosaic, index = item if isinstance(item, tuple) else (True, item)
+        if not (sampler_mosaic and self.enable_mosaic and random.random() < self.mosaic_prob):
+            return self.dataset.pull_item(index)
+        mosaic = self._plan_mosaic(index)
+        mixup = None
+        if self.enable_mixup and len(mosaic.labels) and random.random() < self.mixup_prob:
+            mixup = self._plan_mixup(mosaic.labels)
+        wanted = [piece.index for piece in mosaic.pieces]
+        if mixup is not None and mixup.visible:
+            wanted.append(mixup.partner)
+        images = load_images(self.dataset, wanted, self._decode_thread_count())
+        img = self._render_mosaic(mosaic, images[:len(mosaic.pieces)])
+        if mixup is None:
+            return img, mosaic.labels, self.input_dim, self.dataset.records[index].image_id
+        img = self._render_mixup(img, mixup, images[-1] if mixup.visible else None)
+        return img, mixup.labels, self.input_dim, self.dataset.records[index].image_id
+
+    def _plan_mosaic(self, index: int) -> "MosaicPlan":
+        """Draw a mosaic of four images around a random centre on a 2x canvas, warped once to the input size.
+
+        Only the part of the canvas the warp can see is planned; tiles outside it are left out.
+        """
         height, width = self.input_dim
         canvas_h, canvas_w = 2 * height, 2 * width
         center_y = int(random.uniform(0.5 * height, 1.5 * height))
@@ -116,19 +185,21 @@ class MosaicDetection(Dataset):
         indices = [index] + [random.randint(0, len(self.dataset) - 1) for _ in range(3)]
         matrix, _ = random_affine_matrix((canvas_h, canvas_w), self.input_dim, self.degrees, self.translate,
                                          self.scale, self.shear)
-        win_x1, win_y1, win_x2, win_y2 = source_window(matrix, self.input_dim, (canvas_h, canvas_w))
-        window = np.full((win_y2 - win_y1, win_x2 - win_x1, 3), PAD_VALUE, dtype=np.uint8)
-        tile_labels = []
+        window = source_window(matrix, self.input_dim, (canvas_h, canvas_w))
+        win_x1, win_y1, win_x2, win_y2 = window
+        pieces, tile_labels = [], []
         for slot, tile_index in enumerate(indices):
             tile_h, tile_w = self.dataset.resized_hw(tile_index)
             (x1, y1, x2, y2), (source_x, source_y) = mosaic_tile_placement(
                 slot, center_x, center_y, tile_w, tile_h, canvas_w, canvas_h)
             cut_x1, cut_y1, cut_x2, cut_y2 = max(x1, win_x1), max(y1, win_y1), min(x2, win_x2), min(y2, win_y2)
             if cut_x1 >= cut_x2 or cut_y1 >= cut_y2:
-                continue  # the warp never samples this tile: skip decoding it
-            tile = self.dataset.load_resized_img(tile_index)
-            window[cut_y1 - win_y1:cut_y2 - win_y1, cut_x1 - win_x1:cut_x2 - win_x1] = tile[
-                source_y + cut_y1 - y1:source_y + cut_y2 - y1, source_x + cut_x1 - x1:source_x + cut_x2 - x1]
+                continue  # the warp never samples this tile: it is not decoded
+            pieces.append(MosaicPiece(
+                tile_index,
+                (slice(cut_y1 - win_y1, cut_y2 - win_y1), slice(cut_x1 - win_x1, cut_x2 - win_x1)),
+                (slice(source_y + cut_y1 - y1, source_y + cut_y2 - y1),
+                 slice(source_x + cut_x1 - x1, source_x + cut_x2 - x1))))
             labels = self.dataset.load_anno(tile_index)
             if len(labels):
                 moved = labels.copy()
@@ -137,23 +208,34 @@ class MosaicDetection(Dataset):
                 np.clip(moved[:, 0:4:2], x1, x2, out=moved[:, 0:4:2])
                 np.clip(moved[:, 1:4:2], y1, y2, out=moved[:, 1:4:2])
                 tile_labels.append(moved)
-        window_matrix = matrix.copy()
-        window_matrix[:, 2] += matrix[:, :2] @ np.array([win_x1, win_y1], dtype=np.float64)
-        warped = cv2.warpAffine(window, window_matrix, dsize=(width, height),
-                                borderValue=(PAD_VALUE, PAD_VALUE, PAD_VALUE))
-        if not tile_labels:
-            return warped, np.zeros((0, 5), dtype=np.float32)
-        labels = np.concatenate(tile_labels)
-        boxes, keep = transform_boxes(labels[:, :4], matrix, self.input_dim)
-        labels = labels[keep]
-        labels[:, :4] = boxes[keep]
-        return warped, labels
+        if tile_labels:
+            labels = np.concatenate(tile_labels)
+            boxes, keep = transform_boxes(labels[:, :4], matrix, self.input_dim)
+            labels = labels[keep]
+            labels[:, :4] = boxes[keep]
+        else:
+            labels = np.zeros((0, 5), dtype=np.float32)
+        return MosaicPlan(matrix, window, pieces, labels)
 
-    def _mixup(self, img: np.ndarray, labels: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """Blend 50/50 with a random labelled image, jittered in scale, maybe flipped, randomly cropped."""
+    def _render_mosaic(self, plan: "MosaicPlan", tiles: Sequence[np.ndarray]) -> np.ndarray:
+        """Assemble the visible window of the mosaic canvas from the decoded ``tiles`` and warp it."""
+        height, width = self.input_dim
+        win_x1, win_y1, win_x2, win_y2 = plan.window
+        # OpenCV warps 4-channel images about twice as fast as 3-channel ones, with the same values in each
+        # channel: the window gets a spare fourth channel, dropped after the warp.
+        window = np.full((win_y2 - win_y1, win_x2 - win_x1, 4), PAD_VALUE, dtype=np.uint8)
+        for piece, tile in zip(plan.pieces, tiles):
+            cv2.cvtColor(tile[piece.tile_region], cv2.COLOR_BGR2BGRA, dst=window[piece.window_region])
+        window_matrix = plan.matrix.copy()
+        window_matrix[:, 2] += plan.matrix[:, :2] @ np.array([win_x1, win_y1], dtype=np.float64)
+        warped = cv2.warpAffine(window, window_matrix, dsize=(width, height), borderValue=(PAD_VALUE,) * 4)
+        return cv2.cvtColor(warped, cv2.COLOR_BGRA2BGR)
+
+    def _plan_mixup(self, labels: np.ndarray) -> Optional["MixupPlan"]:
+        """Draw the mixup partner (a random labelled image), its scale jitter, flip and crop; None if none."""
         candidates = self.dataset.labelled_indices
         if not candidates:
-            return img, labels
+            return None
         height, width = self.input_dim
         jitter = random.uniform(*self.mixup_scale)
         flip = random.random() > 0.5
@@ -166,20 +248,8 @@ class MosaicDetection(Dataset):
         offset_y = random.randint(0, frame_h - height - 1) if frame_h > height else 0
         offset_x = random.randint(0, frame_w - width - 1) if frame_w > width else 0
         content_x = frame_w - content_w if flip else 0  # where the content sits in the (flipped) frame
-        paste_x1, paste_y1 = max(content_x - offset_x, 0), max(-offset_y, 0)
-        paste_x2, paste_y2 = min(content_x + content_w - offset_x, width), min(content_h - offset_y, height)
-        # Outside the partner's content the layer is padding: the blend there is img / 2 + 114 / 2.
-        blended = cv2.convertScaleAbs(img, alpha=0.5, beta=PAD_VALUE * 0.5)
-        if paste_x1 < paste_x2 and paste_y1 < paste_y2:
-            partner_img = self.dataset.load_resized_img(partner)
-            if (content_w, content_h) != (partner_w, partner_h):
-                partner_img = cv2.resize(partner_img, (content_w, content_h), interpolation=cv2.INTER_LINEAR)
-            if flip:
-                partner_img = cv2.flip(partner_img, 1)
-            region = (slice(paste_y1, paste_y2), slice(paste_x1, paste_x2))
-            partner_part = partner_img[paste_y1 + offset_y:paste_y2 + offset_y,
-                                       paste_x1 + offset_x - content_x:paste_x2 + offset_x - content_x]
-            blended[region] = cv2.addWeighted(img[region], 0.5, partner_part, 0.5, 0.0)
+        paste = (max(content_x - offset_x, 0), max(-offset_y, 0),
+                 min(content_x + content_w - offset_x, width), min(content_h - offset_y, height))
         partner_labels = self.dataset.load_anno(partner).copy()
         boxes = partner_labels[:, :4] * ratio
         if flip:
@@ -190,4 +260,61 @@ class MosaicDetection(Dataset):
         np.clip(boxes[:, 1::2], 0, height, out=boxes[:, 1::2])
         keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         partner_labels[:, :4] = boxes
-        return blended, np.concatenate([labels, partner_labels[keep]])
+        return MixupPlan(partner, flip, (content_w, content_h), (offset_x - content_x, offset_y), paste,
+                         np.concatenate([labels, partner_labels[keep]]))
+
+    def _render_mixup(self, img: np.ndarray, plan: "MixupPlan", partner_img: Optional[np.ndarray]) -> np.ndarray:
+        """Blend ``img`` 50/50 with the planned crop of the (resized, maybe flipped) partner image."""
+        # Outside the partner's content the layer is padding: the blend there is img / 2 + 114 / 2.
+        blended = cv2.convertScaleAbs(img, alpha=0.5, beta=PAD_VALUE * 0.5)
+        if partner_img is None:
+            return blended
+        content_w, content_h = plan.content_wh
+        if partner_img.shape[:2] != (content_h, content_w):
+            partner_img = cv2.resize(partner_img, (content_w, content_h), interpolation=cv2.INTER_LINEAR)
+        paste_x1, paste_y1, paste_x2, paste_y2 = plan.paste
+        shift_x, shift_y = plan.content_shift
+        rows = slice(paste_y1 + shift_y, paste_y2 + shift_y)
+        if plan.flip:  # mirror only the crop: columns c of the flipped content are content_w - 1 - c unflipped
+            partner_part = cv2.flip(partner_img[rows, content_w - paste_x2 - shift_x:content_w - paste_x1 - shift_x], 1)
+        else:
+            partner_part = partner_img[rows, paste_x1 + shift_x:paste_x2 + shift_x]
+        region = (slice(paste_y1, paste_y2), slice(paste_x1, paste_x2))
+        blended[region] = cv2.addWeighted(img[region], 0.5, partner_part, 0.5, 0.0)
+        return blended
+
+
+@dataclass
+class MosaicPiece:
+    """One visible tile of a planned mosaic: which image, where it lands in the window, which part of it."""
+
+    index: int
+    window_region: Tuple[slice, slice]
+    tile_region: Tuple[slice, slice]
+
+
+@dataclass
+class MosaicPlan:
+    """The random draws of one mosaic: the affine map, the canvas window it sees, the pieces and labels."""
+
+    matrix: np.ndarray
+    window: Tuple[int, int, int, int]
+    pieces: List[MosaicPiece]
+    labels: np.ndarray
+
+
+@dataclass
+class MixupPlan:
+    """The random draws of one mixup: partner, flip, content size, crop offset, pasted region and labels."""
+
+    partner: int
+    flip: bool
+    content_wh: Tuple[int, int]
+    content_shift: Tuple[int, int]  # input pixel (x, y) shows pixel (x + shift_x, y + shift_y) of the content
+    paste: Tuple[int, int, int, int]
+    labels: np.ndarray
+
+    @property
+    def visible(self) -> bool:
+        """Whether any of the partner's content lands inside the input (else only padding is blended)."""
+        return self.paste[0] < self.paste[2] and self.paste[1] < self.paste[3]
