@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from yolox.utils.errors import UserError
+from yolox.utils.cli import add_exp_arguments
+from yolox.utils.errors import UserError, run_as_command
 from yolox.utils.onnx_inference import parse_size
 
 
@@ -21,11 +22,6 @@ def make_parser() -> argparse.ArgumentParser:
     """The demo's command-line flags."""
     parser = argparse.ArgumentParser(description="YOLOX demo: detect objects in images, a video or a webcam.")
     parser.add_argument("demo", choices=("image", "video", "webcam"), help="what to run on")
-    parser.add_argument("-expn", "--experiment-name", default=None, help="name of the run folder (default: the exp's)")
-    parser.add_argument("-n", "--name", default=None, help="default exp name, e.g. yolox-s")
-    parser.add_argument("-f", "--exp_file", default=None, help="exp file describing the model")
-    parser.add_argument("-c", "--ckpt", default=None,
-                        help="checkpoint (default: <output_dir>/<exp_name>/best_ckpt.pth)")
     parser.add_argument("--path", default=None, help="image file or folder (searched recursively), or video file")
     parser.add_argument("--camid", type=int, default=0, help="webcam index")
     parser.add_argument("--save_result", action="store_true",
@@ -40,24 +36,18 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fuse", action="store_true", help="fuse conv and BN layers before inference")
     parser.add_argument("--agnostic", action="store_true", help="class-agnostic NMS")
     # "*" with parse_intermixed_args: a REMAINDER after the "demo" positional would swallow every flag.
-    parser.add_argument("opts", nargs="*", help="exp overrides as 'key value' pairs")
+    add_exp_arguments(parser, overrides_nargs="*")
     return parser
 
 
 def run(args: argparse.Namespace) -> None:
     """Build the predictor from the exp and checkpoint, then run it on the chosen source."""
-    from yolox.data.datasets import COCO_CLASSES
-    from yolox.exp import get_exp
+    from yolox.exp.build import exp_from_args, load_exp_model
     from yolox.utils.device import resolve_device
     from yolox.utils.onnx_inference import find_images
-    from yolox.utils.predictor import (
-        Predictor, input_size, load_inference_model, open_video, predict_images, predict_video, resolve_class_names,
-    )
+    from yolox.utils.predictor import Predictor, input_size, open_video, predict_images, predict_video
 
-    exp = get_exp(args.exp_file, args.name)
-    exp.merge(args.opts)
-    if args.experiment_name:
-        exp.exp_name = args.experiment_name
+    exp = exp_from_args(args)
     input_hw = input_size(args.tsize, exp.test_size)
     if args.demo in ("image", "video") and not args.path:
         raise UserError(f"the {args.demo} demo needs --path")
@@ -66,12 +56,10 @@ def run(args: argparse.Namespace) -> None:
     if args.demo == "video":
         open_video(Path(args.path)).release()
     device = resolve_device(args.device)
-    run_dir = Path(exp.output_dir) / exp.exp_name
-    ckpt = Path(args.ckpt) if args.ckpt else run_dir / "best_ckpt.pth"
-    model, meta = load_inference_model(exp, ckpt, device, fuse=args.fuse)
-    class_names = resolve_class_names(meta, exp.resolved_class_names(), exp.num_classes, COCO_CLASSES)
+    model, class_names = load_exp_model(exp, args.ckpt, device, fuse=args.fuse)
     predictor = Predictor(model, exp.num_classes, input_hw, args.conf, args.nms, class_names, device,
                           fp16=args.fp16, class_agnostic=args.agnostic)
+    run_dir = Path(exp.output_dir) / exp.exp_name
     save_dir = run_dir / "vis_res" / time.strftime("%Y_%m_%d_%H_%M_%S") if args.save_result else None
     if args.demo == "image":
         predict_images(predictor, images, Path(args.path), save_dir)
@@ -88,12 +76,7 @@ def run(args: argparse.Namespace) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point: run the demo, print user errors in one line and return exit code 2 for them."""
     args = make_parser().parse_intermixed_args(argv)
-    try:
-        run(args)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_as_command(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from yolox.utils.errors import UserError
+from yolox.utils.cli import add_exp_arguments
+from yolox.utils.errors import run_as_command
 from yolox.utils.onnx_inference import parse_size
 
 
@@ -28,12 +29,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--simplify", action="store_true", help="simplify the graph with onnxsim (must be installed)")
     parser.add_argument("--tsize", type=parse_size, default=None,
                         help="export input size: 640 or H,W such as 480,640 (default: the exp's test_size)")
-    parser.add_argument("-expn", "--experiment-name", default=None, help="override the exp name")
-    parser.add_argument("-n", "--name", default=None, help="default exp name, e.g. yolox-s")
-    parser.add_argument("-f", "--exp_file", default=None, help="exp file describing the model")
-    parser.add_argument("-c", "--ckpt", default=None,
-                        help="checkpoint (default: <output_dir>/<exp_name>/best_ckpt.pth)")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="exp overrides as 'key value' pairs")
+    add_exp_arguments(parser)
     return parser
 
 
@@ -41,19 +37,13 @@ def run(args: argparse.Namespace) -> Path:
     """Load the exp and checkpoint, export, and return the written file."""
     import torch
 
-    from yolox.data.datasets import COCO_CLASSES
-    from yolox.exp import get_exp
+    from yolox.exp.build import exp_from_args, load_exp_model
     from yolox.utils.export import export_metadata, export_onnx, prepare_for_export
-    from yolox.utils.predictor import input_size, load_inference_model, resolve_class_names
+    from yolox.utils.predictor import input_size
 
-    exp = get_exp(args.exp_file, args.name)
-    exp.merge(args.opts)
-    if args.experiment_name:
-        exp.exp_name = args.experiment_name
+    exp = exp_from_args(args)
     input_hw = input_size(args.tsize, exp.test_size)
-    ckpt = Path(args.ckpt) if args.ckpt else Path(exp.output_dir) / exp.exp_name / "best_ckpt.pth"
-    model, meta = load_inference_model(exp, ckpt, torch.device("cpu"))
-    class_names = resolve_class_names(meta, exp.resolved_class_names(), exp.num_classes, COCO_CLASSES)
+    model, class_names = load_exp_model(exp, args.ckpt, torch.device("cpu"))
     model = prepare_for_export(model, args.decode_in_inference)
     metadata = export_metadata(exp, class_names, input_hw, args.decode_in_inference, dynamic_batch=True,
                                dynamic_hw=args.dynamic_hw, strides=model.head.strides)
@@ -69,12 +59,7 @@ def run(args: argparse.Namespace) -> Path:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point: export, print user errors in one line and return exit code 2 for them."""
     args = make_parser().parse_args(argv)
-    try:
-        run(args)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_as_command(lambda: run(args))
 
 
 if __name__ == "__main__":

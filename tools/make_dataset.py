@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from yolox.data.shapes import SHAPE_CLASSES, generate_shapes_dataset
+from yolox.utils.errors import run_as_command
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -20,19 +21,19 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Generate the dataset and print where it is."""
-    args = make_parser().parse_args(argv)
+def generate_and_report(args: argparse.Namespace) -> None:
+    """Write the dataset the flags describe and print where it is and how long it took."""
     start = time.perf_counter()
-    try:
-        root = generate_shapes_dataset(Path(args.out), args.train, args.val, args.size, args.seed)
-    except (ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    root = generate_shapes_dataset(Path(args.out), args.train, args.val, args.size, args.seed)
     elapsed = time.perf_counter() - start
     print(f"wrote {args.train} train and {args.val} val images to {root} in {elapsed:.1f} s")
     print(f"annotations: {root / 'annotations' / 'instances_train.json'}, {root / 'annotations' / 'instances_val.json'}")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Generate the dataset and print where it is."""
+    args = make_parser().parse_args(argv)
+    return run_as_command(lambda: generate_and_report(args), expected=(ValueError, OSError))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from yolox.quickstart import DEMO_EXP, run_quickstart  # noqa: E402
-from yolox.utils.errors import UserError  # noqa: E402
+from yolox.utils.errors import UserError, run_as_command  # noqa: E402
+
+
+def print_summary(summary: dict) -> None:
+    """Print where the quick start's dataset, checkpoint, logs and picture are, and its figures."""
+    print("\n=== quick start done ===")
+    print(f"dataset:      {summary['dataset']}{' (generated)' if summary['dataset_generated'] else ''}")
+    print(f"checkpoint:   {summary['checkpoint']}")
+    print(f"training log: {summary['train_log']}")
+    print(f"evaluation:   {summary['eval_results']}  AP50:95 {summary['ap50_95']:.3f}  AP50 {summary['ap50']:.3f}")
+    print(f"picture:      {summary['picture']} ({summary['boxes_in_picture']} boxes on 6 validation images)")
+    print(f"time:         {summary['train_seconds']:.0f} s to train, {summary['total_seconds']:.0f} s in all")
 
 
 def main(argv: list | None = None) -> int:
@@ -23,19 +34,10 @@ def main(argv: list | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
     parser.add_argument("opts", nargs="*", help="exp overrides as key value pairs")
     args = parser.parse_args(argv)
-    try:
-        summary = run_quickstart(args.exp_file, args.batch_size, args.device, overrides=args.opts)
-    except (UserError, FileNotFoundError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print("\n=== quick start done ===")
-    print(f"dataset:      {summary['dataset']}{' (generated)' if summary['dataset_generated'] else ''}")
-    print(f"checkpoint:   {summary['checkpoint']}")
-    print(f"training log: {summary['train_log']}")
-    print(f"evaluation:   {summary['eval_results']}  AP50:95 {summary['ap50_95']:.3f}  AP50 {summary['ap50']:.3f}")
-    print(f"picture:      {summary['picture']} ({summary['boxes_in_picture']} boxes on 6 validation images)")
-    print(f"time:         {summary['train_seconds']:.0f} s to train, {summary['total_seconds']:.0f} s in all")
-    return 0
+    return run_as_command(
+        lambda: print_summary(run_quickstart(args.exp_file, args.batch_size, args.device, overrides=args.opts)),
+        expected=(UserError, FileNotFoundError, RuntimeError),
+    )
 
 
 if __name__ == "__main__":

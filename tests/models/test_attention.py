@@ -24,19 +24,6 @@ CHANNELS = 16
 SIZES = [(1, 7), (7, 1), (5, 9), (20, 20)]
 
 
-def _randomize_batchnorm(model: nn.Module, seed: int = 0) -> None:
-    """Give every BatchNorm non-trivial affine parameters and running statistics."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                size = module.num_features
-                module.weight.copy_(torch.rand(size, generator=generator) + 0.5)
-                module.bias.copy_(torch.randn(size, generator=generator) * 0.1)
-                module.running_mean.copy_(torch.randn(size, generator=generator) * 0.1)
-                module.running_var.copy_(torch.rand(size, generator=generator) + 0.5)
-
-
 def test_registry_lists_the_four_blocks():
     assert available_attentions() == ["cam", "cbam", "eca", "se"]
 
@@ -131,11 +118,11 @@ def _export_to_onnx(block: nn.Module, channels: int) -> bytes:
 
 @pytest.mark.parametrize("name", BLOCKS)
 @pytest.mark.parametrize("init", ["paper", "identity"])
-def test_onnx_export_with_dynamic_height_and_width(name, init):
+def test_onnx_export_with_dynamic_height_and_width(name, init, randomize_batchnorm):
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install onnxruntime)")
     torch.manual_seed(0)
     block = build_attention(name, CHANNELS, init=init).eval()
-    _randomize_batchnorm(block)
+    randomize_batchnorm(block)
     if init == "identity":
         with torch.no_grad():
             block.scale.fill_(0.7)
@@ -159,9 +146,9 @@ def _tiny_yolox(attention_name=None, init="paper", levels=("dark3", "dark4", "da
 
 
 @pytest.mark.parametrize("name", BLOCKS)
-def test_identity_attention_model_reproduces_the_attention_free_model(name):
+def test_identity_attention_model_reproduces_the_attention_free_model(name, randomize_batchnorm):
     plain = _tiny_yolox()
-    _randomize_batchnorm(plain)
+    randomize_batchnorm(plain)
     plain.eval()
     with_attention = _tiny_yolox(name, init="identity").eval()
     attention_keys = {key for key in with_attention.state_dict() if key.startswith("backbone.attn.")}
@@ -282,9 +269,9 @@ def test_cam_mip_width(channels, mip):
     assert isinstance(block.act, nn.Hardswish)
 
 
-def test_cam_gates_rows_and_columns():
+def test_cam_gates_rows_and_columns(randomize_batchnorm):
     block = build_attention("cam", 8, act="relu").eval()
-    _randomize_batchnorm(block)
+    randomize_batchnorm(block)
     x = torch.randn(2, 8, 3, 5)
     with torch.no_grad():
         descriptor = torch.cat([x.mean(3, keepdim=True), x.mean(2, keepdim=True).transpose(2, 3)], dim=2)

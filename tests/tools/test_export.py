@@ -53,31 +53,27 @@ def shapes_batch(input_hw, seeds=(0, 1, 2, 3)):
     return torch.stack(images)
 
 
-@functools.lru_cache(maxsize=None)
-def tiny_model(attention=None, test_size=(64, 64)):
-    """A depth 0.33, width 0.125 YOLOX whose BatchNorm statistics come from generated images.
+@pytest.fixture(scope="module")
+def tiny_model(calibrate_batchnorm):
+    """``tiny_model(attention=None, test_size=(64, 64))``: a depth 0.33, width 0.125 YOLOX and its exp.
 
-    Un-calibrated random networks give near-constant outputs, which would make parity checks trivial.
-    Cached: the ONNX and TorchScript checks of one attention type share the model (callers set the
-    head's decode flag explicitly).
+    Its BatchNorm statistics come from generated images: un-calibrated random networks give near-constant
+    outputs, which would make parity checks trivial. Cached: the ONNX and TorchScript checks of one
+    attention type share the model (callers set the head's decode flag explicitly).
     """
-    exp = get_exp(None, "yolox-s")
-    exp.merge(TINY_OPTS)
-    exp.attention, exp.test_size = attention, test_size
-    torch.manual_seed(0)
-    model = exp.get_model().eval()
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None  # cumulative average: the statistics of exactly this batch
-        norm.train()
-    with torch.no_grad():
+
+    @functools.lru_cache(maxsize=None)
+    def build(attention=None, test_size=(64, 64)):
+        exp = get_exp(None, "yolox-s")
+        exp.merge(TINY_OPTS)
+        exp.attention, exp.test_size = attention, test_size
+        torch.manual_seed(0)
+        model = exp.get_model().eval()
         # Both sizes the tests run at, so that neither sees inputs far from the statistics.
-        model(shapes_batch(test_size))
-        model(shapes_batch(OTHER_SIZE))
-    for norm in norms:
-        norm.eval()
-    return exp, model
+        calibrate_batchnorm(model, shapes_batch(test_size), shapes_batch(OTHER_SIZE))
+        return exp, model
+
+    return build
 
 
 def torch_outputs(model, images, decode):
@@ -102,7 +98,7 @@ def assert_relative_close(actual, expected, rtol=1e-4):
 
 
 @pytest.mark.parametrize("attention", ATTENTIONS)
-def test_onnx_matches_pytorch_for_every_attention(tmp_path, attention):
+def test_onnx_matches_pytorch_for_every_attention(tmp_path, attention, tiny_model):
     onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e .[dev])")
     exp, model = tiny_model(attention)
     path = tmp_path / "model.onnx"
@@ -116,7 +112,7 @@ def test_onnx_matches_pytorch_for_every_attention(tmp_path, attention):
     assert read_onnx_metadata(path)["attention"]["attention"] == attention
 
 
-def test_raw_export_metadata_names_and_opset(tmp_path):
+def test_raw_export_metadata_names_and_opset(tmp_path, tiny_model):
     onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e .[dev])")
     import onnx
 
@@ -148,7 +144,7 @@ def test_raw_export_metadata_names_and_opset(tmp_path):
 
 
 @pytest.mark.parametrize("attention", ATTENTIONS)
-def test_torchscript_matches_pytorch_for_every_attention(tmp_path, attention):
+def test_torchscript_matches_pytorch_for_every_attention(tmp_path, attention, tiny_model):
     exp, model = tiny_model(attention)
     path = tmp_path / "model.torchscript.pt"
     export_torchscript(prepare_for_export(model, True), path, (64, 64),
@@ -169,7 +165,7 @@ def test_simplify_without_onnxsim_is_a_clear_error(monkeypatch):
         simplify_onnx(object())
 
 
-def test_simplified_export_keeps_parity(tmp_path):
+def test_simplified_export_keeps_parity(tmp_path, tiny_model):
     pytest.importorskip("onnxsim", reason="onnxsim is not installed (optional: pip install onnxsim)")
     onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
     exp, model = tiny_model("se")
@@ -184,7 +180,7 @@ def test_simplified_export_keeps_parity(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
+def checkpoint(tmp_path_factory, tiny_model):
     """A tiny CBAM model's checkpoint with class names in its meta."""
     exp, model = tiny_model("cbam")
     meta = exp.meta()

@@ -21,19 +21,6 @@ from yolox.utils.model_utils import (
 )
 
 
-def _randomize_batchnorm(model: nn.Module) -> None:
-    """Give every BatchNorm non-trivial affine parameters and running statistics."""
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                size = module.num_features
-                module.weight.copy_(torch.rand(size, generator=generator) + 0.5)
-                module.bias.copy_(torch.randn(size, generator=generator) * 0.1)
-                module.running_mean.copy_(torch.randn(size, generator=generator) * 0.1)
-                module.running_var.copy_(torch.rand(size, generator=generator) + 0.5)
-
-
 def _tiny_conv_model() -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 1, stride=2)
@@ -108,12 +95,12 @@ def test_gflops_follow_the_official_convention(reference_dir, zoo_name, depth, w
     assert stats["gflops"] * area_factor < gflops
 
 
-def test_fuse_conv_and_bn_matches_the_pair():
+def test_fuse_conv_and_bn_matches_the_pair(randomize_batchnorm):
     torch.manual_seed(0)
     for conv in [nn.Conv2d(4, 6, 3, stride=2, padding=1, bias=False), nn.Conv2d(4, 6, 3, groups=2, bias=True)]:
         bn = nn.BatchNorm2d(6)
         pair = nn.Sequential(conv, bn)
-        _randomize_batchnorm(pair)
+        randomize_batchnorm(pair)
         pair.eval()
         fused = fuse_conv_and_bn(conv, bn)
         x = torch.randn(2, 4, 9, 7)
@@ -130,12 +117,12 @@ def test_fuse_conv_and_bn_rejects_mismatched_layers():
 
 
 @pytest.mark.parametrize("attention_name", [None, "cam"])
-def test_fuse_model_keeps_outputs(attention_name):
+def test_fuse_model_keeps_outputs(attention_name, randomize_batchnorm):
     torch.manual_seed(0)
     model = YOLOX(
         YOLOPAFPN(0.33, 0.25, depthwise=True, attention=attention_name), YOLOXHead(3, width=0.25, depthwise=True)
     )
-    _randomize_batchnorm(model)
+    randomize_batchnorm(model)
     model.eval()
     images = torch.rand(1, 3, 64, 96) * 255
     with torch.no_grad():
@@ -150,10 +137,10 @@ def test_fuse_model_keeps_outputs(attention_name):
     assert fuse_model(model) is model  # a second call finds nothing left to fold
 
 
-def test_fuse_model_on_blocks():
+def test_fuse_model_on_blocks(randomize_batchnorm):
     torch.manual_seed(0)
     model = nn.Sequential(BaseConv(3, 8, 3, 2), DWConv(8, 8, 3), CSPLayer(8, 8, n=1))
-    _randomize_batchnorm(model)
+    randomize_batchnorm(model)
     model.eval()
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():

@@ -25,38 +25,35 @@ from yolox.utils.onnx_inference import (
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def tiny_model(attention=None, num_classes=3, test_size=(64, 64)):
-    """A small YOLOX with BatchNorm statistics set on generated images, so predictions are decisive and varied.
+@pytest.fixture(scope="module")
+def tiny_model(calibrate_batchnorm):
+    """``tiny_model(attention=None, num_classes=3, test_size=(64, 64))``: a small YOLOX and its exp.
 
-    Randomly initialised, un-calibrated networks give near-constant outputs, which would make parity and
-    NMS comparisons trivial or tie-ridden.
+    Its BatchNorm statistics are set on generated images so predictions are decisive and varied: randomly
+    initialised, un-calibrated networks give near-constant outputs, which would make parity and NMS
+    comparisons trivial or tie-ridden.
     """
     from yolox.exp import get_exp
 
-    exp = get_exp(None, "yolox-s")
-    exp.depth, exp.width, exp.num_classes = 0.33, 0.125, num_classes
-    exp.attention, exp.test_size = attention, test_size
-    torch.manual_seed(0)
-    model = exp.get_model().eval()
-    batch = shapes_batch(test_size)
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None  # cumulative average: the statistics of exactly this batch
-        norm.train()
-    with torch.no_grad():
-        model(batch)
-        for norm in norms:
-            norm.eval()
-        for conv in model.head.obj_preds:
-            conv.weight.mul_(2.0)
-            conv.bias.zero_()
-        for conv in model.head.cls_preds:
-            conv.weight.mul_(4.0)
-            conv.bias.zero_()
-        for conv in model.head.reg_preds:
-            conv.bias[2:4].add_(1.0)  # boxes about e times larger so that neighbours overlap for NMS
-    return exp, model
+    def build(attention=None, num_classes=3, test_size=(64, 64)):
+        exp = get_exp(None, "yolox-s")
+        exp.depth, exp.width, exp.num_classes = 0.33, 0.125, num_classes
+        exp.attention, exp.test_size = attention, test_size
+        torch.manual_seed(0)
+        model = exp.get_model().eval()
+        calibrate_batchnorm(model, shapes_batch(test_size))
+        with torch.no_grad():
+            for conv in model.head.obj_preds:
+                conv.weight.mul_(2.0)
+                conv.bias.zero_()
+            for conv in model.head.cls_preds:
+                conv.weight.mul_(4.0)
+                conv.bias.zero_()
+            for conv in model.head.reg_preds:
+                conv.bias[2:4].add_(1.0)  # boxes about e times larger so that neighbours overlap for NMS
+        return exp, model
+
+    return build
 
 
 def shapes_image(height=100, width=140, seed=0):
@@ -144,7 +141,7 @@ def test_postprocess_matches_the_torch_postprocess(agnostic):
     np.testing.assert_allclose(sorted_rows(results[0]), sorted_rows(expected[0].numpy()), rtol=1e-6, atol=1e-5)
 
 
-def test_decode_matches_the_head_on_a_non_square_input():
+def test_decode_matches_the_head_on_a_non_square_input(tiny_model):
     _, model = tiny_model(test_size=(64, 96))
     images = shapes_batch((64, 96), seeds=(0, 1))
     with torch.no_grad():
@@ -175,7 +172,7 @@ def test_image_helpers_reject_bad_paths(tmp_path):
 
 
 @pytest.mark.parametrize("decode_in_inference", [False, True])
-def test_onnxruntime_path_gives_the_pytorch_demo_boxes(tmp_path, decode_in_inference):
+def test_onnxruntime_path_gives_the_pytorch_demo_boxes(tmp_path, decode_in_inference, tiny_model):
     pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e .[dev])")
     from yolox.utils.export import export_metadata, export_onnx, prepare_for_export
     from yolox.utils.onnx_inference import OnnxDetector
@@ -207,7 +204,7 @@ def test_onnxruntime_path_gives_the_pytorch_demo_boxes(tmp_path, decode_in_infer
         np.testing.assert_array_equal(found.class_ids, expected.class_ids[match])
 
 
-def test_command_line_draws_results_and_reports_errors(tmp_path, capsys):
+def test_command_line_draws_results_and_reports_errors(tmp_path, capsys, tiny_model):
     pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e .[dev])")
     from yolox.utils.export import export_metadata, export_onnx, prepare_for_export
     from yolox.utils.onnx_inference import OnnxDetector, main

@@ -10,24 +10,18 @@ import importlib.util
 import io
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from loguru import logger
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from tabulate import tabulate
 
-from yolox.evaluators.inference import (
-    InferenceResult,
-    InferenceTiming,
-    broadcast_from_main,
-    gather_inference,
-    run_inference,
-)
+from yolox.evaluators.base import Evaluator
+from yolox.evaluators.inference import InferenceResult, InferenceTiming
 from yolox.utils.errors import UserError
 
 BACKENDS = ("pycocotools", "faster-coco-eval")
@@ -244,8 +238,10 @@ def _dataset_of(dataloader) -> object:
     return getattr(dataloader, "dataset", dataloader)
 
 
-class COCOEvaluator:
+class COCOEvaluator(Evaluator[EvalReport]):
     """Evaluate a model on a COCO-format dataset: AP50:95, AP50, per-class tables and timings."""
+
+    progress_label = "COCO eval"
 
     def __init__(
         self,
@@ -262,9 +258,7 @@ class COCOEvaluator:
     ) -> None:
         """Check that the loader's annotations fit ``num_classes`` and that the eval set is not empty."""
         check_backend(backend)
-        self.dataloader = dataloader
-        self.img_size = tuple(img_size)
-        self.confthre, self.nmsthre, self.num_classes = confthre, nmsthre, num_classes
+        super().__init__(dataloader, img_size, confthre, nmsthre, num_classes)
         self.testdev, self.per_class_AP, self.per_class_AR = testdev, per_class_AP, per_class_AR
         self.backend, self.testdev_json = backend, Path(testdev_json)
         dataset = _dataset_of(dataloader)
@@ -279,49 +273,15 @@ class COCOEvaluator:
                 f"num_classes={num_classes}: set num_classes (and class_names) in the exp to match the annotations"
             )
 
-    def inference(
-        self, model: torch.nn.Module, half: bool = False, decoder: Callable | None = None, test_size=None
-    ) -> InferenceResult:
-        """Run the model over this process's share of the loader (stage a)."""
-        return run_inference(
-            model, self.dataloader, self.num_classes, self.confthre, self.nmsthre,
-            tuple(test_size or self.img_size), half=half, decoder=decoder, desc="COCO eval",
-        )  # fmt: skip
+    def headline(self, report: EvalReport) -> tuple[float, float, str]:
+        """The report's ``(ap50_95, ap50, summary)``."""
+        return report.score.ap50_95, report.score.ap50, report.summary
 
-    def evaluate_report(
-        self,
-        model: torch.nn.Module,
-        distributed: bool = False,
-        half: bool = False,
-        trt_file: str | None = None,
-        decoder: Callable | None = None,
-        test_size=None,
-        return_outputs: bool = False,
-    ) -> EvalReport:
-        """Infer on every rank, score once on rank 0 and return the same report on every rank."""
-        if trt_file is not None:
-            raise UserError(f"TensorRT engines ({trt_file}) are not supported: evaluate the PyTorch checkpoint instead")
-        local = self.inference(model, half=half, decoder=decoder, test_size=test_size)
-        merged = gather_inference(local) if distributed else local
-        report = self._score(merged, return_outputs) if merged is not None else None
-        return broadcast_from_main(report) if distributed else report
+    def outputs(self, report: EvalReport) -> dict[int, dict]:
+        """Per image id: boxes, scores and category ids (see ``outputs_by_image``)."""
+        return outputs_by_image(report.detections, self.class_ids)
 
-    def evaluate(
-        self,
-        model: torch.nn.Module,
-        distributed: bool = False,
-        half: bool = False,
-        trt_file: str | None = None,
-        decoder: Callable | None = None,
-        test_size=None,
-        return_outputs: bool = False,
-    ):
-        """Return ``(ap50_95, ap50, summary)``, plus the detections per image when ``return_outputs``."""
-        report = self.evaluate_report(model, distributed, half, trt_file, decoder, test_size, return_outputs)
-        figures = (report.score.ap50_95, report.score.ap50, report.summary)
-        return (figures, outputs_by_image(report.detections, self.class_ids)) if return_outputs else figures
-
-    def _score(self, inference: InferenceResult, return_outputs: bool) -> EvalReport:
+    def score(self, inference: InferenceResult, return_outputs: bool = False) -> EvalReport:
         """Convert, score (or write test-dev results) and compose the summary, on the main process."""
         start = time.perf_counter()
         results = detections_to_coco_array(inference.detections, self.class_ids)

@@ -51,12 +51,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 def build_eval_exp(args: argparse.Namespace):
     """The exp of ``-f``/``-n`` with the overrides, ``--conf``, ``--nms``, ``--tsize`` and ``-expn`` applied."""
-    from yolox.exp import get_exp
+    from yolox.exp.build import exp_from_args
 
-    exp = get_exp(args.exp_file, args.name)
-    exp.merge(args.opts)
-    if args.experiment_name:
-        exp.exp_name = args.experiment_name
+    exp = exp_from_args(args)
     if args.conf is not None:
         exp.test_conf = args.conf
     if args.nms is not None:

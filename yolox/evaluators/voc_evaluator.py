@@ -1,14 +1,13 @@
 """Pascal VOC evaluation of a model: per-class AP and mAP at IoU 0.5, and the mean over IoU 0.5:0.95."""
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from loguru import logger
 from tabulate import tabulate
 
-from yolox.evaluators.inference import InferenceResult, InferenceTiming, broadcast_from_main, gather_inference, run_inference
+from yolox.evaluators.base import Evaluator
+from yolox.evaluators.inference import InferenceResult, InferenceTiming
 from yolox.evaluators.voc_eval import VOC_IOU_THRESHOLDS, VOCObjects, voc_evaluate
 from yolox.utils.errors import UserError
 
@@ -65,12 +64,14 @@ def voc_ground_truth(dataset) -> dict[int, VOCObjects]:
     return truth
 
 
-class VOCEvaluator:
+class VOCEvaluator(Evaluator[VOCReport]):
     """Evaluate a model on a VOC-format dataset whose loader yields the dataset index as the image id.
 
     The dataset gives each image's objects through ``ground_truth(index)`` (boxes in original pixels,
     class indices, difficult flags), as ``VOCDetection`` does.
     """
+
+    progress_label = "VOC eval"
 
     def __init__(
         self,
@@ -82,9 +83,7 @@ class VOCEvaluator:
         use_07_metric: bool | None = None,
     ) -> None:
         """``use_07_metric=None`` follows VOC: the 11-point metric when every image set is from 2007."""
-        self.dataloader = dataloader
-        self.img_size = tuple(img_size)
-        self.confthre, self.nmsthre, self.num_classes = confthre, nmsthre, num_classes
+        super().__init__(dataloader, img_size, confthre, nmsthre, num_classes)
         dataset = dataloader.dataset
         if len(dataset) == 0:
             raise UserError("the VOC evaluation set has no images: check data_dir and the image sets")
@@ -99,47 +98,13 @@ class VOCEvaluator:
             use_07_metric = years == {"2007"}
         self.use_07_metric = use_07_metric
 
-    def inference(
-        self, model: torch.nn.Module, half: bool = False, decoder: Callable | None = None, test_size=None
-    ) -> InferenceResult:
-        """Run the model over this process's share of the loader."""
-        return run_inference(
-            model, self.dataloader, self.num_classes, self.confthre, self.nmsthre,
-            tuple(test_size or self.img_size), half=half, decoder=decoder, desc="VOC eval",
-        )  # fmt: skip
+    def headline(self, report: VOCReport) -> tuple[float, float, str]:
+        """The report's ``(map50_95, map50, summary)``."""
+        return report.map50_95, report.map50, report.summary
 
-    def evaluate_report(
-        self,
-        model: torch.nn.Module,
-        distributed: bool = False,
-        half: bool = False,
-        trt_file: str | None = None,
-        decoder: Callable | None = None,
-        test_size=None,
-        return_outputs: bool = False,
-    ) -> VOCReport:
-        """Infer on every rank, score once on rank 0 and return the same report on every rank."""
-        if trt_file is not None:
-            raise UserError(f"TensorRT engines ({trt_file}) are not supported: evaluate the PyTorch checkpoint instead")
-        local = self.inference(model, half=half, decoder=decoder, test_size=test_size)
-        merged = gather_inference(local) if distributed else local
-        report = self.score(merged, return_outputs) if merged is not None else None
-        return broadcast_from_main(report) if distributed else report
-
-    def evaluate(
-        self,
-        model: torch.nn.Module,
-        distributed: bool = False,
-        half: bool = False,
-        trt_file: str | None = None,
-        decoder: Callable | None = None,
-        test_size=None,
-        return_outputs: bool = False,
-    ):
-        """Return ``(map50_95, map50, summary)`` on every rank, plus the detections when ``return_outputs``."""
-        report = self.evaluate_report(model, distributed, half, trt_file, decoder, test_size, return_outputs)
-        figures = (report.map50_95, report.map50, report.summary)
-        return (figures, report.detections) if return_outputs else figures
+    def outputs(self, report: VOCReport) -> dict[int, np.ndarray] | None:
+        """The detection rows per dataset index, as the inference produced them."""
+        return report.detections
 
     def score(self, inference: InferenceResult, return_outputs: bool = False) -> VOCReport:
         """Score gathered detections against the VOC annotation files and log the table."""

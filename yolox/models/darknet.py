@@ -18,6 +18,15 @@ def _check_out_features(out_features: Sequence[str]) -> tuple:
     return tuple(out_features)
 
 
+def _stage_outputs(backbone: nn.Module, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """Run ``x`` through the backbone's stages in order; return those named in its ``out_features``."""
+    outputs = {}
+    for name in STAGE_NAMES:
+        x = getattr(backbone, name)(x)
+        outputs[name] = x
+    return {name: outputs[name] for name in backbone.out_features}
+
+
 class Darknet(nn.Module):
     """Darknet-21 or Darknet-53 with the YOLOv3 SPP head on dark5 (leaky ReLU throughout)."""
 
@@ -73,11 +82,7 @@ class Darknet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Return the requested stage outputs by name."""
-        outputs = {}
-        for name in STAGE_NAMES:
-            x = getattr(self, name)(x)
-            outputs[name] = x
-        return {name: outputs[name] for name in self.out_features}
+        return _stage_outputs(self, x)
 
 
 class CSPDarknet(nn.Module):
@@ -120,8 +125,4 @@ class CSPDarknet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Return the requested stage outputs by name."""
-        outputs = {}
-        for name in STAGE_NAMES:
-            x = getattr(self, name)(x)
-            outputs[name] = x
-        return {name: outputs[name] for name in self.out_features}
+        return _stage_outputs(self, x)

@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
-from yolox.utils.errors import UserError
+from yolox.utils.errors import UserError, run_as_command
 from yolox.utils.visualize import class_name, draw_detections
 
 PAD_VALUE = 114
@@ -293,29 +293,29 @@ def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def detect_and_draw(args: argparse.Namespace) -> None:
+    """Detect on every image of ``args.path``, print the detections and write drawn copies to the output folder."""
+    detector = OnnxDetector(args.model, input_hw=args.tsize)
+    images = find_images(args.path)
+    for image_path in images:
+        image = read_image(image_path)
+        start = time.perf_counter()
+        detections = detector.detect(image, args.conf, args.nms, args.agnostic)
+        elapsed_ms = (time.perf_counter() - start) * 1000
+        print(f"{image_path}: {len(detections)} detections in {elapsed_ms:.1f} ms")
+        for line in detections.describe(detector.class_names):
+            print(f"  {line}")
+        drawn = draw_detections(image, detections.boxes, detections.scores, detections.class_ids,
+                                detector.class_names)
+        target = output_path_for(image_path, args.path, args.output_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(target), drawn)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command-line entry: detect on every image, print the detections, write drawn copies."""
     args = _parse_args(argv)
-    try:
-        detector = OnnxDetector(args.model, input_hw=args.tsize)
-        images = find_images(args.path)
-        for image_path in images:
-            image = read_image(image_path)
-            start = time.perf_counter()
-            detections = detector.detect(image, args.conf, args.nms, args.agnostic)
-            elapsed_ms = (time.perf_counter() - start) * 1000
-            print(f"{image_path}: {len(detections)} detections in {elapsed_ms:.1f} ms")
-            for line in detections.describe(detector.class_names):
-                print(f"  {line}")
-            drawn = draw_detections(image, detections.boxes, detections.scores, detections.class_ids,
-                                    detector.class_names)
-            target = output_path_for(image_path, args.path, args.output_dir)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(target), drawn)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_as_command(lambda: detect_and_draw(args))
 
 
 if __name__ == "__main__":
