@@ -136,6 +136,7 @@ def add_latency_arguments(parser: argparse.ArgumentParser) -> None:
                         help="none, all (none + every registered block, with the overhead ratio) or a comma list")
     parser.add_argument("--batch-size", type=int, default=1, help="images per forward")
     parser.add_argument("--no-postprocess", action="store_true", help="time the forward only, without NMS")
+    parser.add_argument("--fuse", action="store_true", help="fold BatchNorm into the convolutions first")
     parser.set_defaults(repeats=10, warmup=3)
 
 
@@ -149,7 +150,8 @@ def run_latency(args: argparse.Namespace) -> BenchmarkReport:
     exp = load_exp(args)
     return measure_latency(exp, parse_attentions(args.attention), size=args.size, batch_size=args.batch_size,
                            repeats=args.repeats, warmup=args.warmup, device=str(resolve_device(args.device)),
-                           with_postprocess=not args.no_postprocess, channels_last=args.channels_last)
+                           with_postprocess=not args.no_postprocess, channels_last=args.channels_last,
+                           fuse=args.fuse)
 
 
 def parse_box_range(text: str) -> Tuple[int, int]:

@@ -17,6 +17,7 @@ from torch import nn
 
 from yolox.utils.benchmark import BenchmarkReport, Summary, environment
 from yolox.utils.boxes import postprocess
+from yolox.utils.model_utils import fuse_model
 
 PROC_STATUS = "/proc/self/status"
 PROC_CLEAR_REFS = "/proc/self/clear_refs"
@@ -135,8 +136,11 @@ def measure_latency(
     device: str = "cpu",
     with_postprocess: bool = True,
     channels_last: bool = False,
+    fuse: bool = False,
 ) -> BenchmarkReport:
     """Eval-mode latency of the exp's model for each attention type (None: no attention).
+
+    ``fuse`` folds each conv's BatchNorm into it first, as ``tools/eval.py --fuse`` and the demo do.
 
     One timed call is ``model(images)`` plus ``postprocess`` with the exp's ``test_conf``/``nmsthre``
     under ``torch.inference_mode``. The models are timed in interleaved rounds; when None is among the
@@ -154,6 +158,8 @@ def measure_latency(
     for attention in attentions:
         torch.manual_seed(0)  # the same weights on every run
         model = exp_variant(exp, attention).get_model().to(target).eval()
+        if fuse:
+            model = fuse_model(model)
         models[attention] = model.to(memory_format=memory_format)
 
     def run(model: nn.Module) -> None:
@@ -188,7 +194,7 @@ def measure_latency(
         row["samples ms"] = [round(_ms(value), 2) for value in summary.samples]
         rows.append(row)
     settings = _settings(exp, input_hw, batch_size, repeats, warmup, device)
-    settings.update(postprocess=with_postprocess, channels_last=channels_last)
+    settings.update(postprocess=with_postprocess, channels_last=channels_last, fused=fuse)
     return BenchmarkReport("latency", rows, settings, environment(str(target)))
 
 
