@@ -16,10 +16,10 @@ from yolox.evaluators.eval_cli import main as eval_main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHAPES_EXP = str(REPO_ROOT / "exps" / "example" / "shapes" / "yolox_nano_cam_shapes.py")
-# This run measured AP50 0.067 on a 2-core CPU (4 minutes); the same schedule cut to 200 iterations at
-# 128 px, which had not yet learnt to localise, scored 0.002. Half the measured figure leaves room for
+# This run measured AP50 0.054 on a 2-core CPU (3 minutes); a shorter schedule (200 iterations at 128 px)
+# that had not yet learnt to localise scored 0.002. About half the measured figure leaves room for
 # thread-count noise while still failing any change that stops the detector from learning.
-MIN_AP50 = 0.03
+MIN_AP50 = 0.025
 
 
 def short_run_overrides(data_dir: Path, output_dir: Path) -> list:
