@@ -16,6 +16,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 import yolox
+from yolox.core.metrics_log import MetricsWriter, coco_figures_from_summary
+from yolox.models.attention_probe import AttentionProbe, format_usage
 from yolox.utils.allreduce_norm import all_reduce_norm
 from yolox.utils.checkpoint import (
     capture_rng_state,
@@ -97,6 +99,8 @@ class Trainer:
         self.log_file = setup_logger(self.file_name, distributed_rank=self.rank, filename="train_log.txt", mode="a")
         self.tblogger: Any = None
         self.evaluator: Any = None
+        self.metrics: MetricsWriter | None = None
+        self.attention_probe: AttentionProbe | None = None
         self._resume_state: dict | None = None
         self._interrupt_requested = False
         self._stop_agreed = False
@@ -119,6 +123,8 @@ class Trainer:
                 signal.signal(signal.SIGINT, previous_handler)
             if self.tblogger is not None:
                 self.tblogger.close()
+            if self.attention_probe is not None:
+                self.attention_probe.close()
         self.after_train()
 
     # ------------------------------------------------------------------ loop
@@ -231,6 +237,11 @@ class Trainer:
             self.ema_model = ModelEMA(model, EMA_DECAY)
             self.ema_model.updates = self.completed_iters
         self._build_evaluator()
+        # After the EMA copy, so that only the trained model carries the hooks.
+        self.attention_probe = AttentionProbe(model)
+        if self.rank == 0:
+            self.metrics = MetricsWriter(self.file_name)
+        self._train_start_time = time.perf_counter()
         # Last, so that nothing after it draws from the generators it puts back.
         self._restore_resume_state()
         if self.rank == 0:
@@ -285,6 +296,11 @@ class Trainer:
         self.best_ap = max(self.best_ap, self.curr_ap)
         if self.rank == 0:
             logger.info(f"epoch {self.epoch + 1} evaluation: AP50:95 {ap50_95:.4f}, AP50 {ap50:.4f}\n{summary}")
+            if self.metrics is not None:
+                figures = {"ap50_95": float(ap50_95), "ap50": float(ap50), **coco_figures_from_summary(summary)}
+                self.metrics.write("eval", epoch=self.epoch + 1, iteration=self.completed_iters, **figures,
+                                   wall_time_s=round(time.perf_counter() - self._train_start_time, 3),
+                                   images_seen=self.completed_iters * self.args.batch_size)
             if self.tblogger is not None:
                 self.tblogger.add_scalar("val/COCOAP50", ap50, self.epoch + 1)
                 self.tblogger.add_scalar("val/COCOAP50_95", ap50_95, self.epoch + 1)
@@ -443,7 +459,23 @@ class Trainer:
                 for name, meter in self.meter.items():
                     if name.endswith("_loss") or name == "lr":
                         self.tblogger.add_scalar(f"train/{name}", meter.latest, self.completed_iters)
+            self._log_attention_usage()
         self.meter.clear_meters()
+
+    def _log_attention_usage(self) -> None:
+        """Losses, lr and each attention block's gate mean/spread (and identity-init scale) to every logger."""
+        usage = self.attention_probe.usage() if self.attention_probe is not None else {}
+        if usage:
+            logger.info(f"attention usage: {format_usage(usage)}")
+        if self.tblogger is not None:
+            for block, entry in usage.items():
+                for key, value in entry.items():
+                    self.tblogger.add_scalar(f"attention/{block}/{key}", value, self.completed_iters)
+        if self.metrics is not None:
+            losses = {name: meter.latest for name, meter in self.meter.items() if name.endswith("_loss")}
+            self.metrics.write("train", epoch=self.epoch + 1, iteration=self.completed_iters, **losses,
+                               lr=self.meter["lr"].latest, wall_time_s=round(time.perf_counter() - self._train_start_time, 3),
+                               images_seen=self.completed_iters * self.args.batch_size, attention=usage)
 
     def _model_summary(self, model: nn.Module) -> str:
         """Parameter count and GFLOPs at the test size."""
