@@ -228,44 +228,71 @@ class YOLOXHead(nn.Module):
         """
         with torch.autocast(device_type=box_preds.device.type, enabled=False):
             gt_boxes, box_preds = gt_boxes.float(), box_preds.float()
-            centers = (grids + 0.5) * strides  # [A, 2]
-            radius = (CENTER_RADIUS * strides).squeeze(-1)  # [A]
-            in_center = gt_valid.unsqueeze(-1)
-            for axis in (0, 1):
-                gt_center = gt_boxes[..., axis : axis + 1]  # [B, G, 1]
-                anchor_center = centers[:, axis]
-                in_center = in_center & (anchor_center - (gt_center - radius) > 0)
-                in_center = in_center & ((gt_center + radius) - anchor_center > 0)
+            in_center = self._in_center_region(gt_boxes, gt_valid, grids, strides)  # [B, G, A]
+            # Only candidates can be picked, and they are usually a small part of the anchors: gather them
+            # (in anchor order, padded to the largest count) so the [B, G, N] costs skip the rest.
             candidate = in_center.any(dim=1)  # [B, A]
-            pair_valid = gt_valid.unsqueeze(-1) & candidate.unsqueeze(1)  # [B, G, A]
+            num_candidates = candidate.sum(dim=1)
+            width = max(int(num_candidates.max()), 1)
+            order = torch.argsort((~candidate).to(torch.uint8), dim=1, stable=True)[:, :width]  # [B, N]
+            slot_valid = torch.arange(width, device=order.device) < num_candidates.unsqueeze(-1)  # [B, N]
+            in_center = torch.gather(in_center, 2, order.unsqueeze(1).expand(-1, in_center.shape[1], -1))
+            box_preds = torch.gather(box_preds, 1, order.unsqueeze(-1).expand(-1, -1, 4))
+            obj_preds = torch.gather(obj_preds.float(), 1, order)
+            cls_preds = torch.gather(cls_preds.float(), 1, order.unsqueeze(-1).expand(-1, -1, cls_preds.shape[2]))
+            pair_valid = gt_valid.unsqueeze(-1) & slot_valid.unsqueeze(1)  # [B, G, N]
 
             ious = bboxes_iou(gt_boxes, box_preds, xyxy=False).masked_fill(~pair_valid, 0.0)
             iou_cost = -torch.log(ious + 1e-8)
-            cls_cost = self._class_cost(cls_preds.float(), obj_preds.float(), gt_classes)
+            cls_cost = self._class_cost(cls_preds, obj_preds, gt_classes)
             cost = cls_cost + IOU_COST_WEIGHT * iou_cost + OUTSIDE_COST * (~in_center).float()
             cost = cost.masked_fill(~pair_valid, float("inf"))
 
-            num_gts, num_anchors = cost.shape[1:]
-            top_k = min(CANDIDATE_TOPK, num_anchors)
-            # Non-candidates have IoU 0, so they add nothing to the top-k sum: same as ranking candidates only.
+            batch, num_gts, _ = cost.shape
+            top_k = min(CANDIDATE_TOPK, width)
+            # Padding and non-candidates have IoU 0, so they add nothing to the top-k sum.
             dynamic_ks = ious.topk(top_k, dim=2).values.sum(dim=2).int().clamp(min=1)
             dynamic_ks = dynamic_ks * gt_valid
-            # dynamic k <= top_k, so the top_k cheapest anchors contain every box's picks.
+            # dynamic k <= top_k, so the top_k cheapest slots contain every box's picks.
             cheapest_cost, cheapest_idx = cost.topk(top_k, dim=2, largest=False)
             ranks = torch.arange(top_k, device=cost.device)
-            picked = (ranks < dynamic_ks.unsqueeze(-1)) & torch.isfinite(cheapest_cost)
-            matching = torch.zeros_like(pair_valid).scatter_(2, cheapest_idx, picked)
+            picked = (ranks < dynamic_ks.unsqueeze(-1)) & torch.isfinite(cheapest_cost)  # [B, G, top_k]
 
-            claims = matching.sum(dim=1)  # [B, A]
-            contested = claims > 1
-            gt_index = torch.arange(num_gts, device=cost.device).view(1, -1, 1)
-            lowest_cost_gt = cost.argmin(dim=1, keepdim=True)  # [B, 1, A]
-            matching = torch.where(contested.unsqueeze(1), gt_index == lowest_cost_gt, matching)
+            # Count claims per slot and note the claiming box, without building a [B, G, N] matching.
+            slots = cheapest_idx.reshape(batch, -1)
+            claims = torch.zeros_like(order).scatter_add_(1, slots, picked.reshape(batch, -1).long())
+            gt_index = torch.arange(num_gts, device=cost.device).view(1, -1, 1).expand_as(cheapest_idx)
+            claimant = torch.where(picked, gt_index, -1).reshape(batch, -1)
+            owner = torch.full_like(order, -1).scatter_reduce_(1, slots, claimant, reduce="amax")
+            # A slot claimed by several boxes keeps the box of lowest cost (the first one on a tie).
+            lowest_cost_gt = cost.argmin(dim=1)  # [B, N]
+            owner = torch.where(claims > 1, lowest_cost_gt, owner).clamp(min=0)
+            slot_fg = claims > 0
+            slot_iou = torch.gather(ious, 1, owner.unsqueeze(1)).squeeze(1) * slot_fg
 
-            fg_mask = claims > 0
-            matched_gt = matching.to(torch.uint8).argmax(dim=1)
-            matched_iou = (matching * ious).sum(dim=1)
+            # ``order`` holds distinct anchors per image, so scattering back is a plain write.
+            num_anchors = grids.shape[0]
+            fg_mask = torch.zeros(batch, num_anchors, dtype=torch.bool, device=cost.device).scatter_(1, order, slot_fg)
+            matched_gt = torch.zeros(batch, num_anchors, dtype=torch.long, device=cost.device)
+            matched_gt.scatter_(1, order, owner * slot_fg)
+            matched_iou = torch.zeros(batch, num_anchors, dtype=ious.dtype, device=cost.device)
+            matched_iou.scatter_(1, order, slot_iou)
         return Assignment(fg_mask, matched_gt, matched_iou)
+
+    @staticmethod
+    def _in_center_region(
+        gt_boxes: torch.Tensor, gt_valid: torch.Tensor, grids: torch.Tensor, strides: torch.Tensor
+    ) -> torch.Tensor:
+        """Return ``[B, G, A]``: whether each anchor centre lies strictly within 1.5 strides of a real box's centre."""
+        centers = (grids + 0.5) * strides  # [A, 2]
+        radius = (CENTER_RADIUS * strides).squeeze(-1)  # [A]
+        in_center = gt_valid.unsqueeze(-1)
+        for axis in (0, 1):
+            gt_center = gt_boxes[..., axis : axis + 1]  # [B, G, 1]
+            anchor_center = centers[:, axis]
+            in_center = in_center & (anchor_center - (gt_center - radius) > 0)
+            in_center = in_center & ((gt_center + radius) - anchor_center > 0)
+        return in_center
 
     @staticmethod
     def _class_cost(cls_logits: torch.Tensor, obj_logits: torch.Tensor, gt_classes: torch.Tensor) -> torch.Tensor:
