@@ -1,6 +1,10 @@
 """Checkpoint IO: atomic writes, weights-only loading, fine-tuning summary, RNG round trip."""
 
+import os
 import random
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +14,12 @@ from loguru import logger
 from torch import nn
 
 from yolox.utils.checkpoint import (
+    CheckpointWriteError,
     atomic_save,
     capture_rng_state,
     load_checkpoint_file,
     load_ckpt,
+    remove_stale_temporaries,
     restore_rng_state,
     save_checkpoint,
 )
@@ -54,7 +60,7 @@ def test_a_failed_save_leaves_the_old_file_intact(tmp_path: Path, monkeypatch: p
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CheckpointWriteError, match="disk full .the previous file is kept"):
         atomic_save({"version": 2}, target)
     assert target.read_bytes() == original
     assert [p.name for p in tmp_path.iterdir()] == ["latest_ckpt.pth"]
@@ -82,8 +88,9 @@ def test_load_ckpt_reports_new_skipped_and_unused_in_one_line() -> None:
         load_ckpt(model, {"model": source, "start_epoch": 300})
     finally:
         logger.remove(handler)
-    assert len(lines) == 1
-    line = lines[0]
+    summary = [line for line in lines if line.startswith("checkpoint load: ")]
+    assert len(summary) == 1
+    line = summary[0]
     assert "loaded 2/8 tensors" in line
     assert "new 4: attn.0.* (2), attn.1.* (2)" in line
     assert "skipped for shape mismatch 2: cls.weight (80, 8, 1, 1)->(20, 8, 1, 1), cls.bias (80,)->(20,)" in line
@@ -105,3 +112,77 @@ def test_rng_state_round_trip_through_a_weights_only_file(tmp_path: Path) -> Non
     again = (random.random(), np.random.standard_normal(), np.random.rand(), torch.rand(3))
     assert expected[:3] == again[:3]
     assert torch.equal(expected[3], again[3])
+
+
+@contextmanager
+def _small_tmpfs(folder: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted at ``folder`` (root only; the test skips elsewhere), always unmounted afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_full_disk_is_one_clear_error_and_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
+    with _small_tmpfs(tmp_path / "disk", "size=256k") as disk:
+        save_checkpoint({"model": {"w": torch.zeros(1000)}, "start_epoch": 1}, False, disk, "latest")
+        with pytest.raises(CheckpointWriteError) as caught:
+            save_checkpoint({"model": {"w": torch.zeros(200_000)}, "start_epoch": 2}, False, disk, "latest")
+        message = str(caught.value)
+        assert message.startswith(f"cannot write checkpoint {disk / 'latest_ckpt.pth'}: no space left on device")
+        assert "previous file is kept" in message and "\n" not in message
+        assert torch.load(disk / "latest_ckpt.pth", weights_only=True)["start_epoch"] == 1
+        assert [p.name for p in disk.iterdir()] == ["latest_ckpt.pth"]
+
+
+def test_read_only_folder_is_one_clear_error(tmp_path: Path) -> None:
+    with _small_tmpfs(tmp_path / "ro", "size=64k,ro") as folder:
+        with pytest.raises(CheckpointWriteError, match=r"cannot write checkpoint .*ro.latest_ckpt.pth: the folder is "
+                                                       r"on a read-only file system .nothing was written"):
+            save_checkpoint({"start_epoch": 1}, False, folder, "latest")
+
+
+def test_checkpoints_honour_the_umask(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        atomic_save({"a": 1}, tmp_path / "shared.pth")
+        os.umask(0o077)
+        atomic_save({"a": 1}, tmp_path / "private.pth")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "shared.pth").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "private.pth").stat().st_mode & 0o777 == 0o600
+
+
+def test_stale_temporary_checkpoints_are_removed(tmp_path: Path) -> None:
+    stale = [tmp_path / ".latest_ckpt.pth.k2j3h4.tmp", tmp_path / ".epoch_3_ckpt.pth.x9y8.tmp"]
+    for path in stale:
+        path.write_bytes(b"partial")
+    kept = [tmp_path / "latest_ckpt.pth", tmp_path / ".notes.tmp", tmp_path / "train_log.txt"]
+    for path in kept:
+        path.write_bytes(b"x")
+    assert remove_stale_temporaries(tmp_path) == sorted(stale)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in kept)
+
+
+def test_loading_under_half_of_the_tensors_warns_about_the_model_size() -> None:
+    small, large = _Net(3), nn.Sequential(nn.Conv2d(3, 16, 3), nn.Conv2d(16, 3, 1), nn.Conv2d(3, 3, 1))
+    lines: list[str] = []
+    handler = logger.add(lines.append, format="{level} {message}", level="WARNING")
+    try:
+        load_ckpt(_Net(3), {"model": small.state_dict()})
+        assert lines == []
+        source = {"0.weight": torch.zeros(8, 3, 3, 3), "0.bias": torch.zeros(8), "1.bias": torch.zeros(3)}
+        load_ckpt(large, {"model": source, "meta": {"depth": 0.33, "width": 0.25}})
+    finally:
+        logger.remove(handler)
+    assert len(lines) == 1
+    assert lines[0].startswith("WARNING only 1 of the model's 6 tensors were loaded from the checkpoint")
+    assert "(2 of another shape, 3 absent)" in lines[0]
+    assert "another model size (the checkpoint's meta says depth 0.33, width 0.25)" in lines[0]

@@ -1,5 +1,6 @@
 """Checkpoint files: atomic writes, safe loading, fine-tuning loads with a summary, and RNG states."""
 
+import errno
 import os
 import random
 import tempfile
@@ -15,25 +16,96 @@ from torch import nn
 from yolox.utils.errors import UserError
 
 MAX_NAMES_SHOWN = 6
+TMP_SUFFIX = ".tmp"
+WRITE_ERRNO_WORDS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "the folder is on a read-only file system",
+    errno.EACCES: "permission denied (the folder is not writable)",
+    errno.EPERM: "operation not permitted",
+}
+
+
+def current_umask() -> int:
+    """The process's file-creation mask, read without changing it where the platform allows."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def describe_write_error(err: BaseException) -> str:
+    """A short cause for a failed file write ("no space left on device", ...), looking through chained errors."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in WRITE_ERRNO_WORDS:
+            return WRITE_ERRNO_WORDS[seen.errno]
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror.lower()
+        seen = seen.__cause__ or seen.__context__
+    text = str(err)
+    for errno_value, words in WRITE_ERRNO_WORDS.items():
+        if os.strerror(errno_value).lower() in text.lower():
+            return words
+    return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+
+
+class CheckpointWriteError(UserError):
+    """A checkpoint could not be written (full disk, read-only folder, ...); the previous file is untouched."""
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file beside ``path`` and rename it into place.
 
-    A crash or a full disk during the write leaves the previous file at ``path`` untouched.
+    A crash or a full disk during the write leaves the previous file at ``path`` untouched; a write that
+    fails raises :class:`CheckpointWriteError` naming the path and the cause. The file gets the usual
+    permissions (0666 less the umask), like every other file the run writes.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp_name = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
         with os.fdopen(handle, "wb") as stream:
             torch.save(obj, stream)
             stream.flush()
             os.fsync(stream.fileno())
+        os.chmod(tmp_name, 0o666 & ~current_umask())
         os.replace(tmp_name, path)
+    except (OSError, RuntimeError) as err:
+        if tmp_name is not None:
+            Path(tmp_name).unlink(missing_ok=True)
+        kept = "the previous file is kept" if path.is_file() else "nothing was written"
+        raise CheckpointWriteError(f"cannot write checkpoint {path}: {describe_write_error(err)} ({kept}); "
+                                   "free space or choose another output_dir") from err
     except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        if tmp_name is not None:
+            Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary checkpoint files (``.<name>_ckpt.pth.*.tmp``) an interrupted save left in ``folder``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = sorted(folder.glob(f".*_ckpt.pth.*{TMP_SUFFIX}"))
+    for tmp_path in stale:
+        tmp_path.unlink(missing_ok=True)
+    return stale
+
+
+def first_nonfinite_tensor(state_dict: dict[str, torch.Tensor]) -> str | None:
+    """The name of the first floating-point tensor of ``state_dict`` holding a NaN or an infinity, else None."""
+    for name, value in state_dict.items():
+        if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            return name
+    return None
 
 
 def save_checkpoint(state: dict, is_best: bool, save_dir: str | os.PathLike, model_name: str = "") -> Path:
@@ -103,7 +175,20 @@ def load_ckpt(model: nn.Module, ckpt: dict) -> nn.Module:
     if unused:
         parts.append(f"unused from checkpoint {len(unused)}: {_names_by_module(unused)}")
     logger.info("checkpoint load: " + "; ".join(parts))
+    if len(loadable) * 2 < len(own):
+        logger.warning(f"only {len(loadable)} of the model's {len(own)} tensors were loaded from the checkpoint "
+                       f"({len(skipped)} of another shape, {len(new)} absent): it was most likely trained with "
+                       f"another model size{_model_size_hint(ckpt)}; use the exp (-f/-n) it was trained with, or "
+                       "ignore this if training mostly from scratch is intended")
     return model
+
+
+def _model_size_hint(ckpt: dict) -> str:
+    """`` (depth X, width Y)`` from the checkpoint's meta when it records them, else nothing."""
+    meta = ckpt.get("meta") if isinstance(ckpt.get("meta"), dict) else {}
+    if "depth" in meta and "width" in meta:
+        return f" (the checkpoint's meta says depth {meta['depth']}, width {meta['width']})"
+    return ""
 
 
 def capture_rng_state() -> dict:
