@@ -1,18 +1,25 @@
-"""The common base of the detection datasets: records, start-up checks, resizing and image caches."""
+"""The common base of the detection datasets (records, start-up checks, resizing, image caches) and the
+official YOLOX dataset classes: ``Dataset``, ``CacheDataset``, ``ConcatDataset`` and ``MixConcatDataset``."""
 
+import bisect
 import os
+import random
+from abc import ABCMeta, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import wraps
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 from loguru import logger
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset as TorchConcatDataset
+from torch.utils.data import Dataset as TorchDataset
 
 from yolox.data.data_augment import letterbox_scale
-from yolox.data.image_cache import (DiskImageCache, check_ram_for_cache, default_cache_dir, fill_ram_cache,
-                                    validate_cache_type)
+from yolox.data.image_cache import (GIB, RAM_HEADROOM, DiskImageCache, available_memory_bytes, cache_threads,
+                                    check_ram_for_cache, default_cache_dir, fill_ram_cache, validate_cache_type)
 from yolox.utils.errors import UserError
 
 # Leading bytes of the formats OpenCV reads; other files get one trial decode at start-up.
@@ -110,6 +117,125 @@ def _looks_readable(path: Path) -> bool:
     return len(head) > 0 and cv2.imread(str(path)) is not None
 
 
+class Dataset(TorchDataset):
+    """The official base: a dataset that knows its input size and whether mosaic is on.
+
+    Decorate ``__getitem__`` with :meth:`mosaic_getitem` to accept the ``(mosaic, index)`` items of
+    ``YoloBatchSampler`` as well as plain indices.
+    """
+
+    def __init__(self, input_dimension: Sequence[int], mosaic: bool = True) -> None:
+        super().__init__()
+        self._input_dim = tuple(input_dimension[:2])
+        self.enable_mosaic = mosaic
+
+    @property
+    def input_dim(self) -> Tuple[int, ...]:
+        """The (height, width) the images are prepared for."""
+        return self._input_dim
+
+    @staticmethod
+    def mosaic_getitem(getitem_fn: Callable) -> Callable:
+        """Wrap ``__getitem__`` so a ``(mosaic, index)`` item sets ``enable_mosaic`` and passes on the index."""
+
+        @wraps(getitem_fn)
+        def getitem(self: "Dataset", index: Any) -> Any:
+            if not isinstance(index, int):
+                self.enable_mosaic, index = bool(index[0]), int(index[1])
+            return getitem_fn(self, index)
+
+        return getitem
+
+
+def cache_read_img(use_cache: bool = True) -> Callable:
+    """Decorate a :class:`CacheDataset`'s ``read_img`` so it serves images from the cache when one was filled."""
+
+    def decorate(read_img_fn: Callable) -> Callable:
+        @wraps(read_img_fn)
+        def read_img(self: "CacheDataset", index: int, use_cache: bool = use_cache) -> np.ndarray:
+            if self.cache and use_cache and self.cache_filled:
+                if self.cache_type == "ram":
+                    return self.imgs[index].copy()
+                return np.load(self.cache_file(index))
+            return read_img_fn(self, index, use_cache)
+
+        return read_img
+
+    return decorate
+
+
+class CacheDataset(Dataset, metaclass=ABCMeta):
+    """The official base for datasets that cache their (resized) images in RAM or as ``.npy`` files.
+
+    A subclass implements ``read_img(index, use_cache=True)`` (decorated with :func:`cache_read_img`) and calls
+    this constructor last, once ``read_img`` works: with ``cache=True`` it fills the cache right away. The disk
+    cache lives in ``<data_dir>/<cache_dir_name>/`` with one ``.npy`` per entry of ``path_filename``.
+    """
+
+    def __init__(self, input_dimension: Sequence[int], num_imgs: Optional[int] = None,
+                 data_dir: Optional[str] = None, cache_dir_name: Optional[str] = None,
+                 path_filename: Optional[Sequence[str]] = None, cache: bool = False, cache_type: str = "ram") -> None:
+        super().__init__(input_dimension)
+        self.cache = cache
+        self.cache_type = validate_cache_type(cache_type) if cache else cache_type
+        self.num_imgs = num_imgs
+        self.data_dir = data_dir
+        self.cache_dir_name = cache_dir_name
+        self.path_filename = list(path_filename) if path_filename is not None else None
+        self.imgs: Optional[List[np.ndarray]] = None
+        self.cache_filled = False
+        if cache:
+            self.cache_images(num_imgs=num_imgs, data_dir=data_dir, cache_dir_name=cache_dir_name,
+                              path_filename=path_filename)
+
+    @abstractmethod
+    def read_img(self, index: int, use_cache: bool = True) -> np.ndarray:
+        """The (resized) BGR image of ``index``."""
+
+    def cache_file(self, index: int) -> str:
+        """The ``.npy`` file of image ``index`` in the disk cache."""
+        stem = os.path.splitext(self.path_filename[index])[0]
+        return os.path.join(self.data_dir, self.cache_dir_name, f"{stem}.npy")
+
+    def cal_cache_occupy(self, num_imgs: int) -> int:
+        """Estimated bytes of the cached images, from up to 32 randomly chosen ones."""
+        sample = random.sample(range(num_imgs), min(num_imgs, 32))
+        per_image = np.mean([self.read_img(index, use_cache=False).nbytes for index in sample])
+        return int(per_image * num_imgs)
+
+    def cache_images(self, num_imgs: Optional[int] = None, data_dir: Optional[str] = None,
+                     cache_dir_name: Optional[str] = None, path_filename: Optional[Sequence[str]] = None) -> None:
+        """Fill the RAM cache (after checking free memory) or write the missing ``.npy`` files of the disk cache."""
+        name = type(self).__name__
+        if not num_imgs:
+            raise UserError(f"{name}: caching needs num_imgs, the number of images (pass it to CacheDataset)")
+        if self.cache_type == "disk" and (data_dir is None or cache_dir_name is None or path_filename is None):
+            raise UserError(f"{name}: the disk cache needs data_dir, cache_dir_name and path_filename "
+                            "(pass them to CacheDataset) or use cache_type='ram'")
+        if self.cache_type == "ram":
+            needed = self.cal_cache_occupy(num_imgs)
+            available = available_memory_bytes()
+            if needed > available * RAM_HEADROOM:
+                raise UserError(f"caching the {num_imgs} images of {name} in RAM needs about {needed / GIB:.1f} GiB "
+                                f"but only {available / GIB:.1f} GiB is free: use cache_type='disk' or no cache")
+            with ThreadPoolExecutor(cache_threads()) as pool:
+                self.imgs = list(pool.map(lambda index: self.read_img(index, use_cache=False), range(num_imgs)))
+            logger.info(f"{name}: {num_imgs} images cached in RAM ({needed / GIB:.2f} GiB estimated)")
+        else:
+            missing = [index for index in range(num_imgs) if not os.path.isfile(self.cache_file(index))]
+
+            def store(index: int) -> None:
+                target = self.cache_file(index)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                np.save(target, self.read_img(index, use_cache=False))
+
+            with ThreadPoolExecutor(cache_threads()) as pool:
+                list(pool.map(store, missing))
+            logger.info(f"{name}: disk cache in {os.path.join(data_dir, cache_dir_name)} "
+                        f"({len(missing)} of {num_imgs} images written now)")
+        self.cache_filled = True
+
+
 class DetectionDataset(Dataset):
     """Images with boxes, resized to fit ``img_size``; subclasses parse an annotation format into records.
 
@@ -118,7 +244,7 @@ class DetectionDataset(Dataset):
     """
 
     def __init__(self, img_size: Tuple[int, int], preproc: Optional[Transform] = None) -> None:
-        super().__init__()
+        super().__init__(img_size, mosaic=False)
         self.img_size = (int(img_size[0]), int(img_size[1]))
         self.preproc = preproc
         self.records: List[ImageRecord] = []
@@ -239,3 +365,102 @@ class DetectionDataset(Dataset):
             img, target = self.preproc(img, target, self.img_size)
         return img, target, img_info, img_id
 
+
+
+def _locate(cumulative_sizes: Sequence[int], index: int) -> Tuple[int, int]:
+    """(dataset number, index inside it) of a concatenated ``index``; negative indices count from the end."""
+    total = cumulative_sizes[-1]
+    if not -total <= index < total:
+        raise IndexError(f"index {index} is out of range for a concatenation of {total} items")
+    index %= total
+    dataset_index = bisect.bisect_right(cumulative_sizes, index)
+    start = cumulative_sizes[dataset_index - 1] if dataset_index else 0
+    return dataset_index, index - start
+
+
+class ConcatDataset(TorchConcatDataset):
+    """Several detection datasets as one (for example a COCO-format and a VOC-format set of the same classes).
+
+    Besides the items it forwards ``pull_item`` and everything the mosaic wrapper and the evaluators read
+    (``load_anno``, ``load_resized_img``, ``resized_hw``, ``records``, ``labelled_indices``, ``class_names``),
+    so ``MosaicDetection(ConcatDataset([...]))`` trains on all of them. ``input_dim`` is the first dataset's.
+    """
+
+    def __init__(self, datasets: Sequence[TorchDataset]) -> None:
+        super().__init__(datasets)
+        first = self.datasets[0]
+        if hasattr(first, "input_dim"):
+            self._input_dim = first.input_dim
+            self.input_dim = first.input_dim
+        named = [(type(d).__name__, tuple(d.class_names)) for d in self.datasets if getattr(d, "class_names", None)]
+        if len({names for _, names in named}) > 1:
+            listing = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in named)
+            raise UserError(f"the datasets to concatenate have different class lists ({listing}): give them the "
+                            "same class_names in the same order, so one index means one class")
+
+    def _dataset_and_index(self, index: int) -> Tuple[Any, int]:
+        dataset_index, sample_index = _locate(self.cumulative_sizes, index)
+        return self.datasets[dataset_index], sample_index
+
+    def pull_item(self, index: int) -> Any:
+        """The un-augmented item of the dataset holding ``index``."""
+        dataset, sample_index = self._dataset_and_index(index)
+        return dataset.pull_item(sample_index)
+
+    def load_anno(self, index: int) -> np.ndarray:
+        """The labels of ``index`` (rows x1, y1, x2, y2, class in resized pixels)."""
+        dataset, sample_index = self._dataset_and_index(index)
+        return dataset.load_anno(sample_index)
+
+    def load_resized_img(self, index: int) -> np.ndarray:
+        """The resized image of ``index``."""
+        dataset, sample_index = self._dataset_and_index(index)
+        return dataset.load_resized_img(sample_index)
+
+    def resized_hw(self, index: int) -> Tuple[int, int]:
+        """(height, width) of image ``index`` after resizing."""
+        dataset, sample_index = self._dataset_and_index(index)
+        return dataset.resized_hw(sample_index)
+
+    def ground_truth(self, index: int) -> Dict[str, np.ndarray]:
+        """Boxes, classes and difficult flags of image ``index`` in original pixels."""
+        dataset, sample_index = self._dataset_and_index(index)
+        return dataset.ground_truth(sample_index)
+
+    @property
+    def records(self) -> List[ImageRecord]:
+        """The image records of all datasets, in order."""
+        return [record for dataset in self.datasets for record in dataset.records]
+
+    @property
+    def labelled_indices(self) -> List[int]:
+        """Indices (in the concatenation) of the images that have at least one box."""
+        starts = [0] + list(self.cumulative_sizes[:-1])
+        return [start + index for start, dataset in zip(starts, self.datasets) for index in dataset.labelled_indices]
+
+    @property
+    def class_names(self) -> Tuple[str, ...]:
+        """The class names shared by the datasets (empty when none declares them)."""
+        for dataset in self.datasets:
+            if getattr(dataset, "class_names", None):
+                return tuple(dataset.class_names)
+        return ()
+
+
+class MixConcatDataset(TorchConcatDataset):
+    """Concatenation of datasets whose items may be ``(mosaic, index)`` (or ``(input_dim, index, mosaic)``)
+    tuples, such as ``MosaicDetection`` wrappers: the tuple goes on with the index inside the chosen dataset."""
+
+    def __init__(self, datasets: Sequence[TorchDataset]) -> None:
+        super().__init__(datasets)
+        if hasattr(self.datasets[0], "input_dim"):
+            self._input_dim = self.datasets[0].input_dim
+            self.input_dim = self.datasets[0].input_dim
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, (int, np.integer)):
+            dataset_index, sample_index = _locate(self.cumulative_sizes, int(index))
+            return self.datasets[dataset_index][sample_index]
+        item = list(index)
+        dataset_index, item[1] = _locate(self.cumulative_sizes, int(item[1]))
+        return self.datasets[dataset_index][tuple(item)]
