@@ -1,23 +1,19 @@
 """The data benchmark: generated COCO-like set, measurement summary, and the tool's table and JSON."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from yolox.data import COCODataset
-from yolox.data.benchmark import write_synthetic_coco
-from yolox.utils.benchmark import BenchmarkReport, Summary, time_repeated
-
-REPO = Path(__file__).resolve().parents[2]
+from yolox.benchmarks.data import write_synthetic_coco
+from yolox.benchmarks.report import BenchmarkReport, Summary, time_repeated
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("benchmark_tool", REPO / "tools" / "benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The benchmark command's module."""
+    from yolox.cli import benchmark
+
+    return benchmark
 
 
 def test_synthetic_coco_loads_with_the_requested_classes(tmp_path):

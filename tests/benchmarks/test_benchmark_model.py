@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from yolox.exp import get_exp
-from yolox.utils import benchmark_model
-from yolox.utils.benchmark_model import (
+from yolox.benchmarks import model as benchmark_model
+from yolox.benchmarks.model import (
     measure_latency,
     measure_train_step,
     minor_page_faults,

@@ -1,6 +1,5 @@
-"""tools/demo.py with a hand-set model: result files with boxes where the model says, names, bad input."""
+"""The demo command with a hand-set model: result files with boxes where the model says, names, bad input."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -49,11 +48,10 @@ class Exp(BaseExp):
 
 
 def load_demo():
-    """Import tools/demo.py as a module."""
-    spec = importlib.util.spec_from_file_location("tool_demo", REPO_ROOT / "tools" / "demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The demo command's module."""
+    from yolox.cli import demo
+
+    return demo
 
 
 def gradient_image(height=96, width=128):

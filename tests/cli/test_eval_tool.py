@@ -11,7 +11,7 @@ import torch
 from loguru import logger
 
 from yolox.data.shapes import SHAPE_CLASSES, generate_shapes_dataset
-from yolox.evaluators import eval_cli
+from yolox.cli import eval as eval_cli
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EVAL_TOOL = REPO_ROOT / "tools" / "eval.py"
@@ -89,7 +89,7 @@ def test_checkpoint_for_another_model_is_explained(shapes_dir, tmp_path, eval_to
 def test_bad_tsize_and_unknown_categories_are_user_errors(shapes_dir, tmp_path, eval_tool, capsys) -> None:
     """--tsize off the stride grid and annotations with more categories than the exp both exit with code 2."""
     assert eval_tool.main(["-n", "yolox-nano", "--tsize", "50", "--speed", *overrides(shapes_dir, tmp_path)]) == 2
-    assert "multiple of 32" in capsys.readouterr().err
+    assert "multiples of 32" in capsys.readouterr().err
     wrong_classes = overrides(shapes_dir, tmp_path)
     wrong_classes[wrong_classes.index("num_classes") + 1] = "3"
     assert eval_tool.main(["-n", "yolox-nano", "--tsize", "64", "--speed", "--device", "cpu", *wrong_classes]) == 2

@@ -1,7 +1,7 @@
 """ONNX and TorchScript export: parity with PyTorch for every attention type, metadata, tools, bad input."""
 
 import functools
-import importlib.util
+import importlib
 import sys
 from pathlib import Path
 
@@ -24,18 +24,14 @@ from yolox.utils.export import (
 )
 from yolox.utils.onnx_inference import letterbox
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 ATTENTIONS = [None] + available_attentions()
 OTHER_SIZE = (96, 64)  # a second input size for the dynamic-shape checks
 TINY_OPTS = ["depth", "0.33", "width", "0.125", "num_classes", "3", "test_size", "64,64"]
 
 
 def load_tool(name):
-    """Import tools/<name>.py as a module."""
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO_ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The module of the command ``name``."""
+    return importlib.import_module(f"yolox.cli.{name}")
 
 
 def shapes_batch(input_hw, seeds=(0, 1, 2, 3)):

@@ -7,7 +7,7 @@ import torch
 import torch.distributed as dist
 
 from yolox.core import WorkerError, launch
-from yolox.core.train_cli import build_exp, make_parser
+from yolox.cli.train import build_exp, make_parser
 from yolox.utils.ema import unwrap_model
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from yolox.core import NonFiniteLossError, Trainer
-from yolox.core.train_cli import build_exp, main, make_parser
+from yolox.cli.train import build_exp, main, make_parser
 from yolox.utils.errors import UserError
 
 CHECKPOINT_KEYS = {"start_epoch", "model", "optimizer", "best_ap", "curr_ap", "model_raw", "ema_updates", "scaler",
@@ -152,7 +152,7 @@ def test_fine_tuning_reports_new_and_skipped_tensors(make_exp_file, tmp_path: Pa
 
 def test_command_line_user_errors_exit_2_without_traceback(make_exp_file, tmp_path: Path, capsys, monkeypatch) -> None:
     # The allocator setting is process-wide: keep it out of the test process.
-    monkeypatch.setattr("yolox.core.train_cli.configure_allocator", lambda: False)
+    monkeypatch.setattr("yolox.cli.train.configure_allocator", lambda: False)
     assert main(["-f", str(tmp_path / "missing_exp.py"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "missing_exp.py" in err and "Traceback" not in err and len(err.strip().splitlines()) <= 2

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
-from yolox.core.train_cli import main as train_main
+from yolox.cli.train import main as train_main
 from yolox.data.shapes import generate_shapes_dataset
-from yolox.evaluators.eval_cli import main as eval_main
+from yolox.cli.eval import main as eval_main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHAPES_EXP = str(REPO_ROOT / "exps" / "example" / "shapes" / "yolox_nano_cam_shapes.py")

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import torch
 
-from yolox.utils.benchmark import BenchmarkReport, Summary, environment
+from yolox.benchmarks.report import BenchmarkReport, Summary, environment
 
 SYNTHETIC_NAME = "train2017"
 SYNTHETIC_ANN = "instances_train2017.json"

@@ -2,7 +2,7 @@
 
 Both take an exp (anything with ``get_model()``, ``num_classes``, ``input_size``/``test_size``,
 ``attention``, ``test_conf``, ``nmsthre`` and, for training, ``get_optimizer(batch_size)``) and return a
-:class:`~yolox.utils.benchmark.BenchmarkReport`. Models measured against each other are timed in
+:class:`~yolox.benchmarks.report.BenchmarkReport`. Models measured against each other are timed in
 interleaved rounds, so that a change of machine load hits all of them alike and their ratio stays fair.
 """
 
@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from yolox.utils.benchmark import BenchmarkReport, Summary, environment
+from yolox.benchmarks.report import BenchmarkReport, Summary, environment
 from yolox.utils.boxes import postprocess
 from yolox.utils.model_utils import fuse_model
 

@@ -1,4 +1,4 @@
-"""The ``tools/eval.py`` command: official YOLOX evaluation flags plus ``--device``, one or many processes.
+"""``python tools/eval.py``: evaluate with the official YOLOX flags plus ``--device``, one or many processes.
 
 Examples::
 
@@ -14,7 +14,18 @@ import json
 import sys
 from pathlib import Path
 
+from yolox.cli.common import (
+    EXIT_OK,
+    EXIT_USER_ERROR,
+    USER_ERRORS,
+    add_exp_arguments,
+    add_tsize_argument,
+    exp_from_args,
+    report_error,
+    tsize_from_args,
+)
 from yolox.utils.errors import UserError
+from yolox.utils.protocols import ExpLike
 
 RESULTS_FILE = "eval_results.json"
 LOG_FILE = "val_log.txt"
@@ -23,10 +34,6 @@ LOG_FILE = "val_log.txt"
 def make_parser() -> argparse.ArgumentParser:
     """The evaluation tool's command-line flags (the official YOLOX names, plus --device)."""
     parser = argparse.ArgumentParser(description="YOLOX evaluation")
-    parser.add_argument("-expn", "--experiment-name", default=None, help="name of the run folder (default: the exp's)")
-    parser.add_argument("-n", "--name", default=None, help="default exp name, e.g. yolox-s")
-    parser.add_argument("-f", "--exp_file", default=None, help="exp file describing the model and the data")
-    parser.add_argument("-c", "--ckpt", default=None, help="checkpoint (default: <output_dir>/<exp_name>/best_ckpt.pth)")
     parser.add_argument("-b", "--batch-size", type=int, default=64, help="total batch size over all processes")
     parser.add_argument("-d", "--devices", type=int, default=1, help="number of processes (one per GPU, or CPU with gloo)")
     parser.add_argument("--num_machines", type=int, default=1, help="number of machines")
@@ -36,7 +43,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--conf", type=float, default=None, help="score threshold (default: the exp's test_conf)")
     parser.add_argument("--nms", type=float, default=None, help="NMS IoU threshold (default: the exp's nmsthre)")
-    parser.add_argument("--tsize", type=int, default=None, help="square test size, a multiple of 32 (default: the exp's)")
+    add_tsize_argument(parser)
     parser.add_argument("--seed", type=int, default=None, help="seed for a deterministic evaluation")
     parser.add_argument("--fp16", action="store_true", help="half precision (CUDA only)")
     parser.add_argument("--legacy", action="store_true", help="the old normalised input of YOLOX before 0.2")
@@ -45,24 +52,18 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--speed", action="store_true", help="timing only: random weights, no checkpoint, no scoring")
     parser.add_argument("--coco-backend", default="pycocotools", choices=("pycocotools", "faster-coco-eval"),
                         help="COCO scoring: pycocotools (reference) or faster-coco-eval (optional extra, same numbers)")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="exp overrides as 'key value' pairs")
+    add_exp_arguments(parser)
     return parser
 
 
-def build_eval_exp(args: argparse.Namespace):
+def build_eval_exp(args: argparse.Namespace) -> ExpLike:
     """The exp of ``-f``/``-n`` with the overrides, ``--conf``, ``--nms``, ``--tsize`` and ``-expn`` applied."""
-    from yolox.exp.build import exp_from_args
-
     exp = exp_from_args(args)
     if args.conf is not None:
         exp.test_conf = args.conf
     if args.nms is not None:
         exp.nmsthre = args.nms
-    if args.tsize is not None:
-        if args.tsize <= 0 or args.tsize % 32:
-            nearest = max(32, round(args.tsize / 32) * 32)
-            raise UserError(f"--tsize {args.tsize} is not a positive multiple of 32 (the largest stride): try {nearest}")
-        exp.test_size = (args.tsize, args.tsize)
+    exp.test_size = tsize_from_args(args, exp.test_size)
     return exp
 
 
@@ -152,10 +153,10 @@ def eval_worker(args: argparse.Namespace) -> None:
 
     try:
         run_evaluation(args)
-    except (UserError, FileNotFoundError) as err:
+    except USER_ERRORS as err:
         if is_main_process():
-            print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+            report_error(err)
+        sys.exit(EXIT_USER_ERROR)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.devices * args.num_machines <= 1:
             run_evaluation(args)
-            return 0
+            return EXIT_OK
         from yolox.core.launch import WorkerError, launch
         from yolox.utils.device import resolve_device
 
@@ -174,10 +175,10 @@ def main(argv: list[str] | None = None) -> int:
                    dist_url=args.dist_url, args=(args,))  # fmt: skip
         except WorkerError as err:
             if str(err):
-                print(f"error: {err}", file=sys.stderr)
+                report_error(err)
             return err.exit_code
-    except (UserError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    except USER_ERRORS as err:
+        report_error(err)
+        return EXIT_USER_ERROR
+    return EXIT_OK
 

@@ -1,16 +1,27 @@
-"""The quick start behind ``make demo``: shapes dataset, training, COCO evaluation and a picture of predictions."""
+"""``make demo``: generate the shapes dataset if missing, train the CAM shapes exp on CPU, evaluate, draw predictions.
 
+Extra ``key value`` pairs are exp overrides, e.g. ``python tools/quickstart.py max_epoch 4``. The dataset and
+the run folder are written below the current folder; the exp file is found in the checkout wherever it runs from.
+"""
+
+import argparse
 import json
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
+from yolox.cli.common import USER_ERRORS, run_command
 from yolox.utils.errors import UserError
+from yolox.utils.protocols import ExpLike
 
-DEMO_EXP = "exps/example/shapes/yolox_nano_cam_shapes.py"
+# The checkout's exps/ folder, beside the yolox package: found from here, not from the current folder.
+CHECKOUT_ROOT = Path(__file__).resolve().parents[2]
+DEMO_EXP = str(CHECKOUT_ROOT / "exps" / "example" / "shapes" / "yolox_nano_cam_shapes.py")
 PICTURE_NAME = "demo_predictions.png"
 
 
@@ -38,7 +49,7 @@ def tile_images(images: Sequence[np.ndarray], columns: int) -> np.ndarray:
     return grid
 
 
-def draw_prediction_picture(exp: Any, ckpt: Path, image_paths: Sequence[Path], out_path: Path,
+def draw_prediction_picture(exp: ExpLike, ckpt: Path, image_paths: Sequence[Path], out_path: Path,
                             device: str = "cpu", conf: float = 0.3, nms: float = 0.45) -> int:
     """Run the trained model on ``image_paths``, draw the boxes, tile them into one picture; return the box count."""
     from yolox.utils.device import resolve_device
@@ -48,7 +59,7 @@ def draw_prediction_picture(exp: Any, ckpt: Path, image_paths: Sequence[Path], o
     model, _ = load_inference_model(exp, ckpt, torch_device)
     predictor = Predictor(model, exp.num_classes, exp.test_size, conf=conf, nms=nms,
                           class_names=exp.class_names, device=torch_device)
-    drawn: List[np.ndarray] = []
+    drawn: list[np.ndarray] = []
     boxes = 0
     for path in image_paths:
         image = cv2.imread(str(path))
@@ -63,12 +74,12 @@ def draw_prediction_picture(exp: Any, ckpt: Path, image_paths: Sequence[Path], o
     return boxes
 
 
-def run_quickstart(exp_file: str = DEMO_EXP, batch_size: int = 16, device: str = "cpu",
-                   num_train: int = 800, num_val: int = 200, overrides: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+def run_quickstart(exp_file: str = DEMO_EXP, batch_size: int = 16, device: str = "cpu", num_train: int = 800,
+                   num_val: int = 200, overrides: Sequence[str] | None = None) -> dict[str, Any]:
     """Generate the data if missing, train, evaluate the best checkpoint and draw predictions; return a summary."""
-    from yolox.core.train_cli import main as train_main
-    from yolox.evaluators.eval_cli import RESULTS_FILE
-    from yolox.evaluators.eval_cli import main as eval_main
+    from yolox.cli.eval import RESULTS_FILE
+    from yolox.cli.eval import main as eval_main
+    from yolox.cli.train import main as train_main
     from yolox.exp import get_exp
 
     overrides = list(overrides or [])
@@ -100,3 +111,37 @@ def run_quickstart(exp_file: str = DEMO_EXP, batch_size: int = 16, device: str =
         "ap50": results.get("ap50"), "train_seconds": round(trained - started, 1),
         "total_seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """Print where the quick start's dataset, checkpoint, logs and picture are, and its figures."""
+    print("\n=== quick start done ===")
+    print(f"dataset:      {summary['dataset']}{' (generated)' if summary['dataset_generated'] else ''}")
+    print(f"checkpoint:   {summary['checkpoint']}")
+    print(f"training log: {summary['train_log']}")
+    print(f"evaluation:   {summary['eval_results']}  AP50:95 {summary['ap50_95']:.3f}  AP50 {summary['ap50']:.3f}")
+    print(f"picture:      {summary['picture']} ({summary['boxes_in_picture']} boxes on 6 validation images)")
+    print(f"time:         {summary['train_seconds']:.0f} s to train, {summary['total_seconds']:.0f} s in all")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The quick start's command-line flags."""
+    parser = argparse.ArgumentParser(description="Train and evaluate an attention model on the built-in shapes data.")
+    parser.add_argument("-f", "--exp_file", default=DEMO_EXP, help=f"exp file (default: {DEMO_EXP})")
+    parser.add_argument("-b", "--batch-size", type=int, default=16, help="training batch size (default: 16)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    parser.add_argument("opts", nargs="*", help="exp overrides as key value pairs")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the quick start and print where its results are; a failed training or evaluation exits with code 2."""
+    args = make_parser().parse_args(argv)
+    return run_command(
+        lambda: print_summary(run_quickstart(args.exp_file, args.batch_size, args.device, overrides=args.opts)),
+        expected=(*USER_ERRORS, RuntimeError),
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,38 +1,38 @@
-"""The ``tools/train.py`` command: official YOLOX flags plus ``--device``, one or many processes."""
+"""``python tools/train.py``: train a detector with the official YOLOX flags plus ``--device``, one or many processes."""
 
 import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from loguru import logger
 
+from yolox.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USER_ERROR,
+    USER_ERRORS,
+    add_exp_arguments,
+    exp_from_args,
+    report_error,
+)
 from yolox.core.launch import WorkerError, launch
 from yolox.core.trainer import NonFiniteLossError
 from yolox.utils.device import DEVICE_CHOICES, resolve_device
 from yolox.utils.dist import get_rank, get_world_size
 from yolox.utils.errors import UserError
+from yolox.utils.protocols import ExpLike
 from yolox.utils.setup_env import configure_allocator, configure_threads
 
-EXIT_USER_ERROR = 2
-EXIT_TRAINING_FAILED = 1
-EXIT_INTERRUPTED = 130
 
 
 def make_parser() -> argparse.ArgumentParser:
     """The command-line flags (names and defaults as in the official YOLOX)."""
     parser = argparse.ArgumentParser("yolox train", description="Train a YOLOX detector (with optional attention).")
-    parser.add_argument("-expn", "--experiment-name", type=str, default=None,
-                        help="run folder under exp.output_dir (default: the exp's name)")
-    parser.add_argument("-n", "--name", type=str, default=None, help="default exp name, e.g. yolox-s")
-    parser.add_argument("-f", "--exp_file", type=str, default=None, help="exp file, e.g. exps/yolox_s_cam.py")
     parser.add_argument("-b", "--batch-size", type=int, default=64, help="total batch size over all processes")
     parser.add_argument("-d", "--devices", type=int, default=None,
                         help="processes on this machine (default: the GPU count on CUDA, 1 on CPU)")
-    parser.add_argument("-c", "--ckpt", type=str, default=None,
-                        help="checkpoint to fine-tune from (non-strict), or to resume from with --resume")
     parser.add_argument("--resume", action="store_true", default=False,
                         help="continue a run exactly from -c or <output_dir>/<experiment>/latest_ckpt.pth")
     parser.add_argument("-e", "--start_epoch", type=int, default=None, help="1-based epoch to resume at")
@@ -49,17 +49,13 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dist-backend", type=str, default=None, choices=("nccl", "gloo"),
                         help="default: nccl on CUDA, gloo on CPU")
     parser.add_argument("--device", type=str, default="auto", help=f"one of {', '.join(DEVICE_CHOICES)} or cuda:N")
-    parser.add_argument("opts", default=None, nargs=argparse.REMAINDER,
-                        help="exp overrides as key value pairs, e.g. max_epoch 10 input_size 416,416")
+    add_exp_arguments(parser, ckpt_help="checkpoint to fine-tune from (non-strict), or to resume from with --resume")
     return parser
 
 
-def build_exp(args: argparse.Namespace) -> Any:
-    """The exp named by the flags with the command-line overrides applied."""
-    from yolox.exp import get_exp
-
-    exp = get_exp(args.exp_file, args.name)
-    exp.merge(args.opts or [])
+def build_exp(args: argparse.Namespace) -> ExpLike:
+    """The exp named by the flags with the command-line overrides applied; ``args.experiment_name`` set from it."""
+    exp = exp_from_args(args)
     if not args.experiment_name:
         args.experiment_name = exp.exp_name
     return exp
@@ -75,13 +71,13 @@ def train_worker(args: argparse.Namespace) -> None:
             configure_allocator()
         exp = build_exp(args)
         exp.get_trainer(args).train()
-    except (UserError, FileNotFoundError) as err:
-        print(f"{prefix}error: {err}", file=sys.stderr)
+    except USER_ERRORS as err:
+        report_error(err, prefix)
         raise SystemExit(EXIT_USER_ERROR) from None
     except NonFiniteLossError as err:
         if rank == 0:
             logger.error(str(err))
-        raise SystemExit(EXIT_TRAINING_FAILED) from None
+        raise SystemExit(EXIT_FAILED) from None
     except KeyboardInterrupt:
         raise SystemExit(EXIT_INTERRUPTED) from None
 
@@ -104,12 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         backend = args.dist_backend or ("nccl" if device.type == "cuda" else "gloo")
         launch(train_worker, args.devices, num_machines=args.num_machines, machine_rank=args.machine_rank,
                backend=backend, dist_url=args.dist_url, args=(args,))
-    except (UserError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except USER_ERRORS as err:
+        report_error(err)
         return EXIT_USER_ERROR
     except WorkerError as err:
         if str(err):
-            print(f"error: {err}", file=sys.stderr)
+            report_error(err)
         return err.exit_code
     except SystemExit as exit_request:
         return int(exit_request.code or 0)

@@ -1,15 +1,11 @@
-"""Load an Exp from a file or by the name of a default exp, and the model and weights the tools name."""
+"""Load an Exp from a file or by the name of a default exp."""
 
-import argparse
 import importlib
 import importlib.util
 import sys
 import traceback
 from pathlib import Path
 from typing import Optional
-
-import torch
-import torch.nn as nn
 
 from yolox.exp.base_exp import BaseExp
 from yolox.utils.errors import UserError
@@ -65,24 +61,3 @@ def get_exp(exp_file: Optional[str] = None, exp_name: Optional[str] = None) -> B
     if exp_name:
         return get_exp_by_name(exp_name)
     raise UserError("no experiment given: pass -f <exp file> or -n <name> (for example -n yolox-s)")
-
-
-def exp_from_args(args: argparse.Namespace) -> BaseExp:
-    """The exp of ``-f``/``-n`` with the command-line overrides and ``-expn`` applied."""
-    exp = get_exp(args.exp_file, args.name)
-    exp.merge(args.opts)
-    if args.experiment_name:
-        exp.exp_name = args.experiment_name
-    return exp
-
-
-def load_exp_model(
-    exp: BaseExp, ckpt: Optional[str], device: torch.device, fuse: bool = False
-) -> tuple[nn.Module, Optional[tuple[str, ...]]]:
-    """The exp's model in eval mode with the weights of ``ckpt`` (default: the run's best_ckpt.pth), and class names."""
-    from yolox.data.datasets import COCO_CLASSES
-    from yolox.utils.predictor import load_inference_model, resolve_class_names
-
-    ckpt_path = Path(ckpt) if ckpt else Path(exp.output_dir) / exp.exp_name / "best_ckpt.pth"
-    model, meta = load_inference_model(exp, ckpt_path, device, fuse=fuse)
-    return model, resolve_class_names(meta, exp.resolved_class_names(), exp.num_classes, COCO_CLASSES)

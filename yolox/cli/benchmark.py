@@ -1,0 +1,297 @@
+"""Benchmarks of yolox-attention: each subcommand prints a table and writes a JSON report.
+
+    python tools/benchmark.py latency -n yolox-s --attention all --threads 2
+    python tools/benchmark.py train-step -n yolox-nano --size 416 --batch-size 8 --threads 2
+    python tools/benchmark.py data -n yolox-s --size 640 --workers 0,2
+    python tools/benchmark.py eval --threads 2
+    python tools/benchmark.py all --threads 2
+
+Add a subcommand by writing ``add_<name>_arguments(parser)`` and ``run_<name>(args) -> BenchmarkReport``
+and registering them with ``@subcommand("<name>", "<help>")``; the measuring belongs in the library.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+from typing import Callable, Dict, List, Optional, Tuple
+
+import cv2
+import torch
+
+from yolox.benchmarks.report import BenchmarkReport
+from yolox.utils.errors import UserError
+
+Runner = Callable[[argparse.Namespace], BenchmarkReport]
+SUBCOMMANDS: Dict[str, Tuple[str, Callable[[argparse.ArgumentParser], None], Runner]] = {}
+
+
+def subcommand(name: str, help_text: str, add_arguments: Callable[[argparse.ArgumentParser], None]
+               ) -> Callable[[Runner], Runner]:
+    """Register ``run`` as the benchmark ``name`` whose own flags ``add_arguments`` declares."""
+    def register(run: Runner) -> Runner:
+        SUBCOMMANDS[name] = (help_text, add_arguments, run)
+        return run
+    return register
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags every benchmark shares: which exp, repetitions, threads and where the JSON goes."""
+    parser.add_argument("-f", "--exp-file", default=None, help="exp file (default: the exp named by -n)")
+    parser.add_argument("-n", "--name", default="yolox-s", help="default exp name when no -f is given")
+    parser.add_argument("--size", type=int, default=None, help="square input size (default: the exp's)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repetitions after warm-up")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed warm-up repetitions")
+    parser.add_argument("--threads", type=int, default=None, help="torch and OpenCV threads (default: unchanged)")
+    parser.add_argument("--json", default=None, help="JSON report path (default: ./benchmark_<name>.json)")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="exp overrides as key value pairs")
+
+
+def load_exp(args: argparse.Namespace):
+    """The exp of ``-f``/``-n`` with the command-line overrides and ``--size`` applied."""
+    from yolox.exp import get_exp
+
+    exp = get_exp(args.exp_file, None if args.exp_file else args.name)
+    if args.opts:
+        exp.merge(args.opts)
+    if args.size:
+        exp.input_size = (args.size, args.size)
+    return exp
+
+
+def parse_workers(text: str, default_max: int) -> List[int]:
+    """``"0,2"`` -> [0, 2]; ``"0,N"`` uses the exp's worker count limited to the CPU count."""
+    counts = []
+    for word in text.split(","):
+        word = word.strip()
+        if word.upper() == "N":
+            counts.append(default_max)
+        elif word.isdigit():
+            counts.append(int(word))
+        else:
+            raise UserError(f"--workers {text!r}: give comma-separated worker counts such as 0,2 (N = the exp's)")
+    return counts
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of the data pipeline benchmark."""
+    parser.add_argument("--data-dir", default=None,
+                        help="COCO-format folder (annotations/ + images); default: a generated temporary set")
+    parser.add_argument("--workers", default="0,N", help="worker counts to measure, e.g. 0,2 (N: the exp's, "
+                                                         "at most the CPU count)")
+    parser.add_argument("--batch-size", type=int, default=8, help="images per batch")
+    parser.add_argument("--batches", type=int, default=8, help="batches per timed repetition")
+    parser.add_argument("--images", type=int, default=64, help="images in the generated set")
+
+
+@subcommand("data", "images/s of the training pipeline (mosaic + mixup) for 0 and N loader workers",
+            add_data_arguments)
+def run_data(args: argparse.Namespace) -> BenchmarkReport:
+    """Measure the training loader of the exp on ``--data-dir`` or on a generated COCO-like set."""
+    from yolox.benchmarks.data import benchmark_data_pipeline, write_synthetic_coco
+
+    exp = load_exp(args)
+    workers = parse_workers(args.workers, min(exp.data_num_workers, os.cpu_count() or 1))
+    with tempfile.TemporaryDirectory(prefix="yolox_bench_data_") as scratch:
+        if args.data_dir:
+            exp.data_dir = args.data_dir
+            source = args.data_dir
+        else:
+            exp.data_dir = str(write_synthetic_coco(scratch, num_images=args.images, num_classes=exp.num_classes))
+            exp.train_ann, exp.train_name = "instances_train2017.json", "train2017"
+            source = f"generated: {args.images} JPEGs of 640x480"
+        return benchmark_data_pipeline(exp, workers, batch_size=args.batch_size, batches=args.batches,
+                                       repeats=args.repeats, warmup=args.warmup,
+                                       settings={"exp": getattr(exp, "exp_name", args.name), "images": source})
+
+
+def parse_attentions(text: str) -> List[Optional[str]]:
+    """``"all"`` -> none plus every registered block; ``"none,cbam"`` -> [None, "cbam"]."""
+    from yolox.models import available_attentions
+
+    known = available_attentions()
+    if text.strip().lower() == "all":
+        return [None] + known
+    attentions: List[Optional[str]] = []
+    for word in text.split(","):
+        word = word.strip().lower()
+        if word not in ["none"] + known:
+            raise UserError(f"--attention {text!r}: {word!r} is unknown; use all, none or a comma list of "
+                            f"{', '.join(known)}")
+        attentions.append(None if word == "none" else word)
+    return attentions
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by the model benchmarks."""
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--channels-last", action="store_true", help="run the model in channels-last memory format")
+
+
+def add_latency_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of the inference latency benchmark."""
+    add_model_arguments(parser)
+    parser.add_argument("--attention", default="none",
+                        help="none, all (none + every registered block, with the overhead ratio) or a comma list")
+    parser.add_argument("--batch-size", type=int, default=1, help="images per forward")
+    parser.add_argument("--no-postprocess", action="store_true", help="time the forward only, without NMS")
+    parser.add_argument("--fuse", action="store_true", help="fold BatchNorm into the convolutions first")
+    parser.set_defaults(repeats=10, warmup=3)
+
+
+@subcommand("latency", "eval-mode forward + postprocess latency, optionally for every attention type",
+            add_latency_arguments)
+def run_latency(args: argparse.Namespace) -> BenchmarkReport:
+    """Measure inference latency of the exp's model (and its attention variants)."""
+    from yolox.benchmarks.model import measure_latency
+    from yolox.utils.device import resolve_device
+
+    exp = load_exp(args)
+    return measure_latency(exp, parse_attentions(args.attention), size=args.size, batch_size=args.batch_size,
+                           repeats=args.repeats, warmup=args.warmup, device=str(resolve_device(args.device)),
+                           with_postprocess=not args.no_postprocess, channels_last=args.channels_last,
+                           fuse=args.fuse)
+
+
+def parse_box_range(text: str) -> Tuple[int, int]:
+    """``"10,30"`` -> (10, 30)."""
+    words = text.split(",")
+    if len(words) != 2 or not all(word.strip().isdigit() for word in words):
+        raise UserError(f"--boxes {text!r}: give the smallest and largest box count per image, e.g. 10,30")
+    return int(words[0]), int(words[1])
+
+
+def add_train_step_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of the training step benchmark."""
+    add_model_arguments(parser)
+    parser.add_argument("--batch-size", type=int, default=4, help="images per step")
+    parser.add_argument("--boxes", default="10,30", help="range of boxes per synthetic image, e.g. 10,30")
+    parser.add_argument("--default-allocator", action="store_true",
+                        help="leave glibc malloc as it is (by default big freed buffers stay mapped, as in training)")
+    parser.set_defaults(repeats=5, warmup=2)
+
+
+@subcommand("train-step", "forward + SimOTA + backward + optimizer step time, page faults and peak memory",
+            add_train_step_arguments)
+def run_train_step(args: argparse.Namespace) -> BenchmarkReport:
+    """Measure one training step of the exp's model on a fixed synthetic batch."""
+    from yolox.benchmarks.model import measure_train_step
+    from yolox.utils.device import resolve_device
+    from yolox.utils.setup_env import configure_allocator
+
+    exp = load_exp(args)
+    allocator_tuned = False if args.default_allocator else configure_allocator()
+    report = measure_train_step(exp, size=args.size, batch_size=args.batch_size, repeats=args.repeats,
+                                warmup=args.warmup, device=str(resolve_device(args.device)),
+                                boxes_per_image=parse_box_range(args.boxes), channels_last=args.channels_last)
+    report.settings["allocator tuned"] = allocator_tuned
+    return report
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of the COCO evaluation benchmark."""
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--images", type=int, default=80, help="images in the generated shapes evaluation set")
+    parser.add_argument("--batch-size", type=int, default=8, help="images per inference batch")
+    parser.add_argument("--test-conf", type=float, default=0.001, help="score threshold (low: many detections)")
+    parser.set_defaults(name="yolox-nano", size=416, repeats=3, warmup=1)
+
+
+@subcommand("eval", "COCO evaluation (inference + conversion + scoring) on a generated shapes set",
+            add_eval_arguments)
+def run_eval(args: argparse.Namespace) -> BenchmarkReport:
+    """Measure a whole COCOEvaluator run of the exp's model over a generated COCO-format set."""
+    from yolox.data.shapes import generate_shapes_dataset
+    from yolox.benchmarks.model import measure_eval
+    from yolox.utils.device import resolve_device
+
+    exp = load_exp(args)
+    exp.test_size = tuple(exp.input_size)
+    exp.test_conf = args.test_conf
+    exp.data_num_workers = 0
+    with tempfile.TemporaryDirectory(prefix="yolox_bench_eval_") as scratch:
+        exp.data_dir = str(generate_shapes_dataset(scratch, num_train=0, num_val=args.images,
+                                                   img_size=tuple(exp.test_size)))
+        exp.val_ann, exp.val_name, exp.num_classes = "instances_val.json", "val", 5
+        report = measure_eval(exp, repeats=args.repeats, warmup=args.warmup, batch_size=args.batch_size,
+                              device=str(resolve_device(args.device)))
+    report.settings["images"] = f"generated shapes: {args.images} images of {exp.test_size[0]}x{exp.test_size[1]}"
+    return report
+
+
+# What ``all`` runs: every benchmark at the settings of the reference table, one JSON report each.
+ALL_RUNS = (
+    ("latency", ["-n", "yolox-s", "--attention", "all"]),
+    ("train-step", ["-n", "yolox-s", "--size", "640", "--batch-size", "4"]),
+    ("train-step", ["-n", "yolox-nano", "--size", "416", "--batch-size", "8"]),
+    ("data", ["-n", "yolox-s", "--size", "640", "--workers", "0"]),
+    ("eval", []),
+)
+
+
+def add_all_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``all``: the shared ones (threads, repeats, JSON folder) are passed on to every benchmark."""
+    parser.add_argument("--json-dir", default=".", help="folder for the JSON reports (benchmark_<name>_<n>.json)")
+    parser.set_defaults(repeats=None, warmup=None)
+
+
+@subcommand("all", "run every benchmark at the reference settings and summarise them", add_all_arguments)
+def run_all(args: argparse.Namespace) -> BenchmarkReport:
+    """Run ``ALL_RUNS`` one after the other, print each table, and return one headline row per run."""
+    from yolox.benchmarks.report import environment
+
+    passed_on = []
+    for flag, value in (("--threads", args.threads), ("--repeats", args.repeats), ("--warmup", args.warmup)):
+        if value is not None:  # given on the command line; otherwise each benchmark keeps its own default
+            passed_on += [flag, str(value)]
+    rows = []
+    for index, (name, flags) in enumerate(ALL_RUNS):
+        sub_args = build_parser().parse_args([name] + flags + passed_on)
+        report = SUBCOMMANDS[name][2](sub_args)
+        path = report.write_json(os.path.join(args.json_dir, f"benchmark_{name.replace('-', '_')}_{index}.json"))
+        print(f"\nbenchmark {report.name}: " + ", ".join(f"{k}={v}" for k, v in report.settings.items()))
+        print(report.table())
+        print(f"report written to {path}")
+        rows.extend({"benchmark": name, "settings": " ".join(flags), **headline(row)} for row in report.rows)
+    return BenchmarkReport("all", rows, {"runs": len(ALL_RUNS)}, environment("cpu"))
+
+
+def headline(row: Dict[str, object]) -> Dict[str, object]:
+    """The median (and the row's label) of a benchmark row, whatever its unit."""
+    label = next((str(row[key]) for key in ("attention", "workers", "model") if key in row), "")
+    median_key = next((key for key in row if str(key).startswith("median")), "images/s")
+    return {"row": label, "median": row.get(median_key, ""), "unit": str(median_key).replace("median", "").strip()}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser with one sub-parser per registered benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(SUBCOMMANDS) + "}")
+    for name, (help_text, add_arguments, _) in SUBCOMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        add_common_arguments(sub)
+        add_arguments(sub)  # after the shared flags, so that its set_defaults (e.g. -n for eval) win
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the chosen benchmark, print its table and write its JSON report."""
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
+    try:
+        report = SUBCOMMANDS[args.command][2](args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"benchmark {report.name}: " + ", ".join(f"{key}={value}" for key, value in report.settings.items()))
+    print(report.table())
+    path = report.write_json(args.json)
+    print(f"threads: torch {report.env['torch_threads']}, OpenCV {report.env.get('opencv_threads')}; "
+          f"device {report.env['device']}; report written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""What the commands, benchmarks and checkpoint reader need from an exp and from an evaluation report.
+
+``yolox.exp.Exp`` satisfies :class:`ExpLike`; a test or a user can pass any object with these members
+instead. Only typing is imported here, so any layer may name these contracts without importing the exp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+class EvaluationReportLike(Protocol):
+    """What an evaluator's ``evaluate_report`` returns, whatever the metric (COCO or VOC)."""
+
+    summary: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain JSON values with at least ``ap50_95`` and ``ap50``, as in eval_results.json."""
+        ...
+
+
+class EvaluatorLike(Protocol):
+    """An evaluator as the commands and benchmarks drive it; the metric-specific parts stay behind it."""
+
+    dataloader: Any
+
+    def evaluate_report(self, model: nn.Module, distributed: bool = False, half: bool = False,
+                        return_outputs: bool = False) -> EvaluationReportLike:
+        """Infer over the loader and score; the same report on every rank."""
+        ...
+
+    def headline(self, report: EvaluationReportLike) -> tuple[float, float, str]:
+        """The report's ``(AP50:95, AP50, summary)``."""
+        ...
+
+    def outputs(self, report: EvaluationReportLike) -> Any:
+        """The detections per image kept when ``return_outputs`` was asked for."""
+        ...
+
+
+class ExpLike(Protocol):
+    """The settings and factories of an experiment that the commands and benchmarks use."""
+
+    exp_name: str
+    output_dir: str
+    num_classes: int
+    depth: float
+    width: float
+    attention: str | None
+    input_size: tuple[int, int]
+    test_size: tuple[int, int]
+    test_conf: float
+    nmsthre: float
+    data_dir: str | None
+    data_num_workers: int
+    seed: int | None
+    class_names: Sequence[str] | None
+
+    def merge(self, opts: Sequence[str]) -> None:
+        """Apply ``key value`` overrides from the command line."""
+        ...
+
+    def get_model(self) -> nn.Module:
+        """Build the detector the exp describes."""
+        ...
+
+    def get_evaluator(self, batch_size: int, is_distributed: bool, testdev: bool = False,
+                      legacy: bool = False) -> EvaluatorLike:
+        """Build the evaluator of the exp's validation set."""
+        ...
+
+    def get_data_loader(self, batch_size: int, is_distributed: bool, no_aug: bool = False,
+                        cache_img: str | None = None) -> Any:
+        """Build the training loader."""
+        ...
+
+    def check_meta(self, meta: dict[str, Any] | None, ckpt_path: str) -> None:
+        """Raise a UserError when a checkpoint's recorded settings contradict the exp's."""
+        ...
+
+    def resolved_class_names(self) -> tuple[str, ...] | None:
+        """The class names, checked against num_classes, or None."""
+        ...
