@@ -109,3 +109,27 @@ def test_memory_probes_read_this_process():
     fresh.close()
     assert minor_page_faults() > faults
     assert isinstance(reset_peak_rss(), bool)
+
+
+def test_eval_benchmark_reads_any_evaluator_through_its_headline(tiny_exp):
+    """A VOC-style report has no COCO ``score`` field: the figures come from the evaluator's headline."""
+    from types import SimpleNamespace
+
+    from yolox.benchmarks.model import measure_eval
+
+    class MetricNeutralEvaluator:
+        dataloader = SimpleNamespace(dataset=[0, 1, 2])
+
+        def evaluate_report(self, model, return_outputs=False):
+            return SimpleNamespace(summary="map", rows={0: [[1, 2, 3, 4, 0.9, 0.9, 0]], 1: []})
+
+        def headline(self, report):
+            return 0.25, 0.5, report.summary
+
+        def outputs(self, report):
+            return report.rows
+
+    tiny_exp.get_evaluator = lambda batch_size, is_distributed: MetricNeutralEvaluator()
+    row = measure_eval(tiny_exp, repeats=2, warmup=0, prior_prob=None).rows[0]
+    assert (row["AP50:95"], row["AP50"], row["detections"], row["images"]) == (0.25, 0.5, 1, 3)
+    assert row["same AP every run"] is True

@@ -1,5 +1,6 @@
 """Throughput of the training data pipeline (mosaic + mixup) on a COCO-format image set."""
 
+import copy
 import json
 import time
 from pathlib import Path
@@ -86,17 +87,19 @@ def images_per_second(loader: torch.utils.data.DataLoader, batches: int, repeats
 def benchmark_data_pipeline(exp: Any, workers: Sequence[int], batch_size: int = 8, batches: int = 10,
                             repeats: int = 3, warmup: int = 2, settings: Optional[Dict[str, Any]] = None,
                             ) -> BenchmarkReport:
-    """Measure the exp's training loader (mosaic + mixup as configured) for each worker count."""
+    """Measure the exp's training loader (mosaic + mixup as configured) for each worker count; ``exp`` is left as it is."""
     rows = []
     for num_workers in workers:
-        exp.data_num_workers = num_workers
-        exp.dataset = None  # get_data_loader wraps exp.dataset in place: start from a fresh dataset each time
-        loader = exp.get_data_loader(batch_size=batch_size, is_distributed=False, no_aug=False)
+        # get_data_loader caches its dataset on the exp: a fresh shallow copy per run keeps the caller's exp intact.
+        variant = copy.copy(exp)
+        variant.data_num_workers = num_workers
+        variant.dataset = None
+        loader = variant.get_data_loader(batch_size=batch_size, is_distributed=False, no_aug=False)
         summary, cpu = images_per_second(loader, batches, repeats, warmup)
         rows.append({"workers": num_workers, "images/s": summary.median, "min": summary.minimum,
                      "max": summary.maximum, "spread": summary.spread, "ms/image": 1000.0 / summary.median,
                      "main-process CPU ms/image": cpu.median})
-        del loader
+        del loader, variant
     all_settings = {
         "input_size": list(exp.input_size), "batch_size": batch_size, "batches_per_repeat": batches,
         "repeats": repeats, "warmup_batches": warmup, "mosaic_prob": exp.mosaic_prob,

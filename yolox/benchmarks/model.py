@@ -319,8 +319,10 @@ def measure_eval(
         elapsed = time.perf_counter() - start
         if index >= warmup:
             seconds.append(elapsed)
-            scores.append((report.score.ap50_95, report.score.ap50))
-            detections = sum(len(boxes) for boxes in report.detections.values())
+            # headline/outputs are the evaluator's metric-neutral view of its report (COCO or VOC alike).
+            ap50_95, ap50, _ = evaluator.headline(report)
+            scores.append((ap50_95, ap50))
+            detections = sum(len(boxes) for boxes in (evaluator.outputs(report) or {}).values())
     summary = Summary.of(seconds)
     images = len(getattr(evaluator.dataloader, "dataset", []))
     row = {

@@ -1,8 +1,8 @@
 """Benchmarks of yolox-attention: each subcommand prints a table and writes a JSON report.
 
     python tools/benchmark.py latency -n yolox-s --attention all --threads 2
-    python tools/benchmark.py train-step -n yolox-nano --size 416 --batch-size 8 --threads 2
-    python tools/benchmark.py data -n yolox-s --size 640 --workers 0,2
+    python tools/benchmark.py train-step -n yolox-nano --tsize 416 --batch-size 8 --threads 2
+    python tools/benchmark.py data -n yolox-s --tsize 640 --workers 0,2
     python tools/benchmark.py eval --threads 2
     python tools/benchmark.py all --threads 2
 
@@ -14,16 +14,18 @@ import argparse
 import os
 import sys
 import tempfile
-from typing import Callable, Dict, List, Optional, Tuple
+from collections.abc import Callable
 
 import cv2
 import torch
 
 from yolox.benchmarks.report import BenchmarkReport
+from yolox.cli.common import add_exp_arguments, add_tsize_argument, exp_from_args, run_command, tsize_from_args
 from yolox.utils.errors import UserError
+from yolox.utils.protocols import ExpLike
 
 Runner = Callable[[argparse.Namespace], BenchmarkReport]
-SUBCOMMANDS: Dict[str, Tuple[str, Callable[[argparse.ArgumentParser], None], Runner]] = {}
+SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Runner]] = {}
 
 
 def subcommand(name: str, help_text: str, add_arguments: Callable[[argparse.ArgumentParser], None]
@@ -36,30 +38,25 @@ def subcommand(name: str, help_text: str, add_arguments: Callable[[argparse.Argu
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags every benchmark shares: which exp, repetitions, threads and where the JSON goes."""
-    parser.add_argument("-f", "--exp-file", default=None, help="exp file (default: the exp named by -n)")
-    parser.add_argument("-n", "--name", default="yolox-s", help="default exp name when no -f is given")
-    parser.add_argument("--size", type=int, default=None, help="square input size (default: the exp's)")
+    """Flags every benchmark shares: which exp and size, repetitions, threads and where the JSON goes."""
+    add_tsize_argument(parser, default_text="the exp's input_size for training, test_size otherwise")
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions after warm-up")
     parser.add_argument("--warmup", type=int, default=2, help="untimed warm-up repetitions")
     parser.add_argument("--threads", type=int, default=None, help="torch and OpenCV threads (default: unchanged)")
     parser.add_argument("--json", default=None, help="JSON report path (default: ./benchmark_<name>.json)")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="exp overrides as key value pairs")
+    # The models are measured with their initial weights, so there is no -c.
+    add_exp_arguments(parser, ckpt_help=None, default_name="yolox-s")
 
 
-def load_exp(args: argparse.Namespace):
-    """The exp of ``-f``/``-n`` with the command-line overrides and ``--size`` applied."""
-    from yolox.exp import get_exp
-
-    exp = get_exp(args.exp_file, None if args.exp_file else args.name)
-    if args.opts:
-        exp.merge(args.opts)
-    if args.size:
-        exp.input_size = (args.size, args.size)
+def load_exp(args: argparse.Namespace) -> ExpLike:
+    """The exp of ``-f``/``-n`` with the overrides applied and ``--tsize`` as its training and test size."""
+    exp = exp_from_args(args)
+    if args.tsize is not None:
+        exp.input_size = exp.test_size = tsize_from_args(args, exp.test_size)
     return exp
 
 
-def parse_workers(text: str, default_max: int) -> List[int]:
+def parse_workers(text: str, default_max: int) -> list[int]:
     """``"0,2"`` -> [0, 2]; ``"0,N"`` uses the exp's worker count limited to the CPU count."""
     counts = []
     for word in text.split(","):
@@ -105,14 +102,14 @@ def run_data(args: argparse.Namespace) -> BenchmarkReport:
                                        settings={"exp": getattr(exp, "exp_name", args.name), "images": source})
 
 
-def parse_attentions(text: str) -> List[Optional[str]]:
+def parse_attentions(text: str) -> list[str | None]:
     """``"all"`` -> none plus every registered block; ``"none,cbam"`` -> [None, "cbam"]."""
     from yolox.models import available_attentions
 
     known = available_attentions()
     if text.strip().lower() == "all":
         return [None] + known
-    attentions: List[Optional[str]] = []
+    attentions: list[str | None] = []
     for word in text.split(","):
         word = word.strip().lower()
         if word not in ["none"] + known:
@@ -147,13 +144,13 @@ def run_latency(args: argparse.Namespace) -> BenchmarkReport:
     from yolox.utils.device import resolve_device
 
     exp = load_exp(args)
-    return measure_latency(exp, parse_attentions(args.attention), size=args.size, batch_size=args.batch_size,
+    return measure_latency(exp, parse_attentions(args.attention), batch_size=args.batch_size,
                            repeats=args.repeats, warmup=args.warmup, device=str(resolve_device(args.device)),
                            with_postprocess=not args.no_postprocess, channels_last=args.channels_last,
                            fuse=args.fuse)
 
 
-def parse_box_range(text: str) -> Tuple[int, int]:
+def parse_box_range(text: str) -> tuple[int, int]:
     """``"10,30"`` -> (10, 30)."""
     words = text.split(",")
     if len(words) != 2 or not all(word.strip().isdigit() for word in words):
@@ -181,7 +178,7 @@ def run_train_step(args: argparse.Namespace) -> BenchmarkReport:
 
     exp = load_exp(args)
     allocator_tuned = False if args.default_allocator else configure_allocator()
-    report = measure_train_step(exp, size=args.size, batch_size=args.batch_size, repeats=args.repeats,
+    report = measure_train_step(exp, batch_size=args.batch_size, repeats=args.repeats,
                                 warmup=args.warmup, device=str(resolve_device(args.device)),
                                 boxes_per_image=parse_box_range(args.boxes), channels_last=args.channels_last)
     report.settings["allocator tuned"] = allocator_tuned
@@ -194,25 +191,25 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=int, default=80, help="images in the generated shapes evaluation set")
     parser.add_argument("--batch-size", type=int, default=8, help="images per inference batch")
     parser.add_argument("--test-conf", type=float, default=0.001, help="score threshold (low: many detections)")
-    parser.set_defaults(name="yolox-nano", size=416, repeats=3, warmup=1)
+    parser.set_defaults(name="yolox-nano", tsize=(416, 416), repeats=3, warmup=1)
 
 
 @subcommand("eval", "COCO evaluation (inference + conversion + scoring) on a generated shapes set",
             add_eval_arguments)
 def run_eval(args: argparse.Namespace) -> BenchmarkReport:
     """Measure a whole COCOEvaluator run of the exp's model over a generated COCO-format set."""
-    from yolox.data.shapes import generate_shapes_dataset
     from yolox.benchmarks.model import measure_eval
+    from yolox.data.shapes import SHAPE_CLASSES, generate_shapes_dataset
     from yolox.utils.device import resolve_device
 
     exp = load_exp(args)
-    exp.test_size = tuple(exp.input_size)
     exp.test_conf = args.test_conf
     exp.data_num_workers = 0
     with tempfile.TemporaryDirectory(prefix="yolox_bench_eval_") as scratch:
         exp.data_dir = str(generate_shapes_dataset(scratch, num_train=0, num_val=args.images,
                                                    img_size=tuple(exp.test_size)))
-        exp.val_ann, exp.val_name, exp.num_classes = "instances_val.json", "val", 5
+        exp.val_ann, exp.val_name = "instances_val.json", "val"
+        exp.num_classes, exp.class_names = len(SHAPE_CLASSES), SHAPE_CLASSES
         report = measure_eval(exp, repeats=args.repeats, warmup=args.warmup, batch_size=args.batch_size,
                               device=str(resolve_device(args.device)))
     report.settings["images"] = f"generated shapes: {args.images} images of {exp.test_size[0]}x{exp.test_size[1]}"
@@ -222,16 +219,17 @@ def run_eval(args: argparse.Namespace) -> BenchmarkReport:
 # What ``all`` runs: every benchmark at the settings of the reference table, one JSON report each.
 ALL_RUNS = (
     ("latency", ["-n", "yolox-s", "--attention", "all"]),
-    ("train-step", ["-n", "yolox-s", "--size", "640", "--batch-size", "4"]),
-    ("train-step", ["-n", "yolox-nano", "--size", "416", "--batch-size", "8"]),
-    ("data", ["-n", "yolox-s", "--size", "640", "--workers", "0"]),
+    ("train-step", ["-n", "yolox-s", "--tsize", "640", "--batch-size", "4"]),
+    ("train-step", ["-n", "yolox-nano", "--tsize", "416", "--batch-size", "8"]),
+    ("data", ["-n", "yolox-s", "--tsize", "640", "--workers", "0"]),
     ("eval", []),
 )
 
 
 def add_all_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``all``: the shared ones (threads, repeats, JSON folder) are passed on to every benchmark."""
+    """Flags of ``all``: threads, repeats and warm-up go to every benchmark, the device to the model benchmarks."""
     parser.add_argument("--json-dir", default=".", help="folder for the JSON reports (benchmark_<name>_<n>.json)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto, for the model benchmarks")
     parser.set_defaults(repeats=None, warmup=None)
 
 
@@ -239,24 +237,27 @@ def add_all_arguments(parser: argparse.ArgumentParser) -> None:
 def run_all(args: argparse.Namespace) -> BenchmarkReport:
     """Run ``ALL_RUNS`` one after the other, print each table, and return one headline row per run."""
     from yolox.benchmarks.report import environment
+    from yolox.utils.device import resolve_device
 
+    device = str(resolve_device(args.device))
     passed_on = []
     for flag, value in (("--threads", args.threads), ("--repeats", args.repeats), ("--warmup", args.warmup)):
         if value is not None:  # given on the command line; otherwise each benchmark keeps its own default
             passed_on += [flag, str(value)]
     rows = []
     for index, (name, flags) in enumerate(ALL_RUNS):
-        sub_args = build_parser().parse_args([name] + flags + passed_on)
+        on_device = [] if name == "data" else ["--device", device]  # the data pipeline runs on the CPU
+        sub_args = build_parser().parse_args([name, *flags, *on_device, *passed_on])
         report = SUBCOMMANDS[name][2](sub_args)
         path = report.write_json(os.path.join(args.json_dir, f"benchmark_{name.replace('-', '_')}_{index}.json"))
         print(f"\nbenchmark {report.name}: " + ", ".join(f"{k}={v}" for k, v in report.settings.items()))
         print(report.table())
         print(f"report written to {path}")
         rows.extend({"benchmark": name, "settings": " ".join(flags), **headline(row)} for row in report.rows)
-    return BenchmarkReport("all", rows, {"runs": len(ALL_RUNS)}, environment("cpu"))
+    return BenchmarkReport("all", rows, {"runs": len(ALL_RUNS)}, environment(device))
 
 
-def headline(row: Dict[str, object]) -> Dict[str, object]:
+def headline(row: dict[str, object]) -> dict[str, object]:
     """The median (and the row's label) of a benchmark row, whatever its unit."""
     label = next((str(row[key]) for key in ("attention", "workers", "model") if key in row), "")
     median_key = next((key for key in row if str(key).startswith("median")), "images/s")
@@ -274,23 +275,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def run_and_report(args: argparse.Namespace) -> None:
     """Run the chosen benchmark, print its table and write its JSON report."""
-    args = build_parser().parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-        cv2.setNumThreads(args.threads)
-    try:
-        report = SUBCOMMANDS[args.command][2](args)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    report = SUBCOMMANDS[args.command][2](args)
     print(f"benchmark {report.name}: " + ", ".join(f"{key}={value}" for key, value in report.settings.items()))
     print(report.table())
     path = report.write_json(args.json)
     print(f"threads: torch {report.env['torch_threads']}, OpenCV {report.env.get('opencv_threads')}; "
           f"device {report.env['device']}; report written to {path}")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen benchmark; a mistake in the flags or the exp is one ``error:`` line and exit code 2."""
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
+    return run_command(lambda: run_and_report(args))
 
 
 if __name__ == "__main__":
