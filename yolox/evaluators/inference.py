@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from loguru import logger
+from tqdm import tqdm
 
 from yolox.utils.boxes import postprocess
 from yolox.utils.dist import get_world_size, is_distributed, is_main_process
@@ -23,7 +24,7 @@ EMPTY_DETECTIONS = np.zeros((0, 7), dtype=np.float32)
 
 
 class ProgressBar:
-    """A light progress bar: redrawn in place on a terminal, a log line per quarter otherwise."""
+    """Evaluation progress: a tqdm bar redrawn in place on a terminal, a log line per quarter otherwise."""
 
     def __init__(self, total: int, desc: str, enabled: bool = True, stream=None) -> None:
         """Track ``total`` steps; draw nothing when ``enabled`` is False (ranks other than 0)."""
@@ -31,30 +32,24 @@ class ProgressBar:
         self.stream = stream if stream is not None else sys.stderr
         self.interactive = self.enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
         self.done, self.start, self.next_quarter = 0, time.perf_counter(), 1
+        self.bar = tqdm(total=self.total, desc=desc, unit="batch", file=self.stream, dynamic_ncols=True,
+                        leave=True) if self.interactive else None
 
     def update(self, steps: int = 1) -> None:
         """Advance by ``steps`` and redraw."""
         self.done += steps
-        if not self.enabled:
-            return
-        elapsed = time.perf_counter() - self.start
-        eta = elapsed / self.done * (self.total - self.done)
-        if self.interactive:
-            filled = int(30 * self.done / self.total)
-            self.stream.write(
-                f"\r{self.desc} [{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total}"
-                f" {elapsed:.0f}s elapsed, eta {eta:.0f}s"
-            )
-            self.stream.flush()
-        elif self.done * 4 >= self.next_quarter * self.total:
+        if self.bar is not None:
+            self.bar.update(steps)
+        elif self.enabled and self.done * 4 >= self.next_quarter * self.total:
             self.next_quarter = self.done * 4 // self.total + 1
+            elapsed = time.perf_counter() - self.start
+            eta = elapsed / self.done * (self.total - self.done)
             logger.info(f"{self.desc}: {self.done}/{self.total} batches, {elapsed:.1f}s elapsed, eta {eta:.1f}s")
 
     def close(self) -> None:
         """End the bar's line on a terminal."""
-        if self.interactive:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self.bar is not None:
+            self.bar.close()
 
 
 @dataclass

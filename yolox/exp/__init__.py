@@ -2,6 +2,6 @@
 
 from yolox.exp.base_exp import BaseExp
 from yolox.exp.build import DEFAULT_EXPS, get_exp
-from yolox.exp.yolox_base import Exp
+from yolox.exp.yolox_base import Exp, check_exp_value
 
-__all__ = ["BaseExp", "DEFAULT_EXPS", "Exp", "get_exp"]
+__all__ = ["BaseExp", "DEFAULT_EXPS", "Exp", "check_exp_value", "get_exp"]

@@ -1,5 +1,6 @@
 """The YOLOX experiment: official defaults plus the attention settings of this project."""
 
+import math
 import random
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -10,10 +11,13 @@ import torch.nn as nn
 from yolox.exp.base_exp import BaseExp
 from yolox.utils.errors import UserError
 
-ATTENTION_LEVELS = ("dark3", "dark4", "dark5")
-ATTENTION_INIT_MODES = ("paper", "identity")
 SCHEDULERS = ("yoloxwarmcos", "warmcos", "cos", "multistep")
 DATASET_FORMATS = ("coco", "voc")
+
+
+def _comparable(key: str, value: Any) -> Any:
+    """A meta value as the checkpoint check compares it: level lists as sets (their order builds the same model)."""
+    return set(value or ()) if key == "attention_levels" else value
 
 
 class Exp(BaseExp):
@@ -29,7 +33,8 @@ class Exp(BaseExp):
         self.depthwise = False
         # ---------------- attention ---------------- #
         self.attention: Optional[str] = None
-        self.attention_levels: Tuple[str, ...] = ATTENTION_LEVELS
+        self.attention_position = "backbone"  # backbone (before fusion) | neck (PAN outputs) | both
+        self.attention_levels: Optional[Tuple[str, ...]] = None  # None: every level of the position
         self.attention_kwargs: Dict[str, Any] = {}
         self.attention_init = "paper"
         # ---------------- data ---------------- #
@@ -74,6 +79,7 @@ class Exp(BaseExp):
         self.print_interval = 10
         self.eval_interval = 10
         self.save_history_ckpt = True
+        self.skip_bad_images = False  # True: a training image that fails to decode is logged and replaced
         # ---------------- testing ---------------- #
         self.test_size = (640, 640)
         self.test_conf = 0.01
@@ -89,25 +95,67 @@ class Exp(BaseExp):
             size = tuple(getattr(self, key))
             if len(size) != 2 or any(not isinstance(side, int) or side <= 0 or side % 32 for side in size):
                 raise UserError(f"exp key {key}={size!r}: both sides must be positive multiples of 32, e.g. 640,640")
-        if self.attention is not None:
-            from yolox.models.attention import available_attentions
-
-            known = available_attentions()
-            if self.attention not in known:
-                raise UserError(f"exp key attention={self.attention!r} is unknown: use one of {', '.join(known)} or None")
-        bad_levels = [level for level in self.attention_levels if level not in ATTENTION_LEVELS]
-        if bad_levels or not self.attention_levels:
-            raise UserError(f"exp key attention_levels={tuple(self.attention_levels)!r}: "
-                            f"choose a non-empty subset of {', '.join(ATTENTION_LEVELS)}")
-        if self.attention_init not in ATTENTION_INIT_MODES:
-            raise UserError(f"exp key attention_init={self.attention_init!r}: use one of {', '.join(ATTENTION_INIT_MODES)}")
+        self.validate_attention()
         if self.scheduler not in SCHEDULERS:
             raise UserError(f"exp key scheduler={self.scheduler!r}: use one of {', '.join(SCHEDULERS)}")
+        self.validate_schedule()
         if self.dataset_format not in DATASET_FORMATS:
             raise UserError(f"exp key dataset_format={self.dataset_format!r}: use one of {', '.join(DATASET_FORMATS)}")
         if self.class_names is not None and len(self.class_names) != self.num_classes:
             raise UserError(f"exp key class_names has {len(self.class_names)} names but num_classes is "
                             f"{self.num_classes}: make them agree")
+
+    def validate_schedule(self) -> None:
+        """Refuse epoch counts that cannot run; warm-up plus no-aug epochs may fill the whole run, not exceed it."""
+        if isinstance(self.max_epoch, bool) or not isinstance(self.max_epoch, int) or self.max_epoch < 1:
+            raise UserError(f"exp key max_epoch={self.max_epoch!r}: must be a whole number >= 1")
+        for key in ("warmup_epochs", "no_aug_epochs"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise UserError(f"exp key {key}={value!r}: must be a number >= 0")
+        warmup, no_aug, total = self.warmup_epochs, self.no_aug_epochs, self.max_epoch
+        if self.scheduler == "yoloxwarmcos" and warmup + no_aug > total:
+            fitting_warmup = math.floor(total * warmup / (warmup + no_aug))
+            raise UserError(
+                f"exp keys warmup_epochs={warmup} + no_aug_epochs={no_aug} exceed max_epoch={total}: the schedule "
+                f"cannot run; use max_epoch {math.ceil(warmup + no_aug)}, or keep max_epoch {total} with "
+                f"warmup_epochs {fitting_warmup} and no_aug_epochs {min(no_aug, total - fitting_warmup)} (any pair summing "
+                f"to at most {total})")
+        if self.scheduler == "warmcos" and warmup > total:
+            raise UserError(f"exp key warmup_epochs={warmup} exceeds max_epoch={total}: use warmup_epochs "
+                            f"{total} or less, or max_epoch {math.ceil(warmup)}")
+
+    def validate_attention(self) -> None:
+        """Check the attention keys against what yolox.models accepts and store them in canonical (lower) case."""
+        from yolox.models import (ATTENTION_INIT_MODES, available_attentions, normalize_attention_name,
+                                  normalize_attention_position, resolve_attention_levels)
+
+        attention = normalize_attention_name(self.attention)
+        if attention is not None and attention not in available_attentions():
+            raise UserError(f"exp key attention={self.attention!r} is unknown: use one of "
+                            f"{', '.join(available_attentions())} or None")
+        init = normalize_attention_name(self.attention_init)
+        if init not in ATTENTION_INIT_MODES:
+            raise UserError(f"exp key attention_init={self.attention_init!r}: use one of {', '.join(ATTENTION_INIT_MODES)}")
+        try:
+            position = normalize_attention_position(self.attention_position)
+            levels = self.attention_levels
+            if levels is not None:
+                levels = resolve_attention_levels(position, levels)
+        except UserError as err:
+            raise UserError(f"exp key attention_position={self.attention_position!r} / "
+                            f"attention_levels={self.attention_levels!r}: {err}") from None
+        if not isinstance(self.attention_kwargs, dict):
+            raise UserError(f"exp key attention_kwargs={self.attention_kwargs!r}: must be a dict such as "
+                            "{'reduction': 8}")
+        self.attention, self.attention_init, self.attention_position = attention, init, position
+        self.attention_levels = levels
+
+    def resolved_attention_levels(self) -> Tuple[str, ...]:
+        """The levels that carry attention blocks: ``attention_levels``, or every level of the position."""
+        from yolox.models import resolve_attention_levels
+
+        return resolve_attention_levels(self.attention_position, self.attention_levels)
 
     def meta(self) -> Dict[str, Any]:
         """Plain-Python description of the model stored in checkpoints and checked when loading them."""
@@ -120,7 +168,8 @@ class Exp(BaseExp):
             "depthwise": bool(self.depthwise),
             "act": self.act,
             "attention": self.attention,
-            "attention_levels": list(self.attention_levels),
+            "attention_position": self.attention_position,
+            "attention_levels": list(self.resolved_attention_levels()),
             "attention_kwargs": dict(self.attention_kwargs),
             "attention_init": self.attention_init,
         }
@@ -130,11 +179,19 @@ class Exp(BaseExp):
         if not meta:
             return
         mine = self.meta()
-        for key in ("num_classes", "attention", "attention_levels", "depth", "width"):
-            if key in meta and meta[key] != mine[key]:
-                hint = f" (it was trained with the exp '{meta['exp_name']}')" if meta.get("exp_name") else ""
-                raise UserError(f"checkpoint {ckpt_path} has {key}={meta[key]!r} but the exp builds {key}={mine[key]!r}"
-                                f"{hint}: pass the matching -f exp file or override {key}")
+        keys = ["attention", "num_classes", "depth", "width"]
+        if meta.get("attention") is not None or mine["attention"] is not None:
+            # Settings of the attention blocks matter only where there are blocks; levels are a set.
+            keys += ["attention_position", "attention_levels", "attention_init", "attention_kwargs"]
+        # Checkpoints written before attention positions existed had their blocks on the backbone.
+        theirs = {"attention_position": "backbone", **meta}
+        differing = [key for key in keys if key in theirs and _comparable(key, theirs[key]) != _comparable(key, mine[key])]
+        if differing:
+            hint = f" (it was trained with the exp '{meta['exp_name']}')" if meta.get("exp_name") else ""
+            found = ", ".join(f"{key}={theirs[key]!r}" for key in differing)
+            built = ", ".join(f"{key}={mine[key]!r}" for key in differing)
+            raise UserError(f"checkpoint {ckpt_path} has {found} but the exp builds {built}{hint}: "
+                            f"pass the matching -f exp file or override {', '.join(differing)}")
 
     # ------------------------------------------------------------------ model
     def get_model(self) -> nn.Module:
@@ -146,14 +203,27 @@ class Exp(BaseExp):
             in_channels = [256, 512, 1024]
             backbone = YOLOPAFPN(
                 self.depth, self.width, in_channels=in_channels, act=self.act, depthwise=self.depthwise,
-                attention=self.attention, attention_levels=tuple(self.attention_levels),
+                attention=self.attention, attention_levels=self.attention_levels,
                 attention_kwargs=dict(self.attention_kwargs), attention_init=self.attention_init,
+                attention_position=self.attention_position,
             )
             head = YOLOXHead(self.num_classes, self.width, in_channels=in_channels, act=self.act,
                              depthwise=self.depthwise)
             self.model = YOLOX(backbone, head)
             self.finish_model(self.model)
+            if self.attention is not None:
+                self.warn_about_attention_cost(self.model)
         return self.model
+
+    def warn_about_attention_cost(self, model: nn.Module) -> None:
+        """Log a warning when the attention blocks add more than 10% to the model's FLOPs at ``test_size``."""
+        from loguru import logger
+
+        from yolox.utils.model_utils import attention_cost_warning
+
+        warning = attention_cost_warning(model, tuple(self.test_size))
+        if warning is not None:
+            logger.warning(f"exp {self.exp_name}: {warning}")
 
     @staticmethod
     def finish_model(model: nn.Module) -> None:
@@ -194,6 +264,7 @@ class Exp(BaseExp):
         if getattr(self, "dataset", None) is None:
             self.dataset = self.get_dataset(cache=cache_img is not None, cache_type=cache_img or "ram")
         base_dataset = self.dataset.dataset if isinstance(self.dataset, MosaicDetection) else self.dataset
+        base_dataset.skip_bad_images = bool(self.skip_bad_images)
         self.dataset = MosaicDetection(
             dataset=base_dataset, mosaic=not no_aug, img_size=self.input_size,
             preproc=TrainTransform(max_labels=120, flip_prob=self.flip_prob, hsv_prob=self.hsv_prob),
@@ -328,3 +399,11 @@ class Exp(BaseExp):
         """Evaluate ``model``: returns (AP50:95, AP50, summary) and the outputs when asked."""
         return evaluator.evaluate(model, is_distributed, half, return_outputs=return_outputs)
 
+
+
+def check_exp_value(exp: Exp) -> None:
+    """Raise a UserError when ``input_size`` or ``test_size`` is not a pair of positive multiples of 32."""
+    for key in ("input_size", "test_size"):
+        size = tuple(getattr(exp, key))
+        if len(size) != 2 or any(int(side) != side or side <= 0 or side % 32 for side in size):
+            raise UserError(f"exp key {key}={size!r}: both sides must be positive multiples of 32, e.g. 640,640")
