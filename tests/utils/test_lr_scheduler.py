@@ -52,7 +52,7 @@ def test_warmcos_cos_and_multistep() -> None:
     [
         ({"name": "linear"}, "yoloxwarmcos, warmcos, cos, multistep"),
         ({"name": "multistep"}, "milestones"),
-        ({"name": "yoloxwarmcos", "warmup_epochs": 5, "no_aug_epochs": 5}, "max_epoch"),
+        ({"name": "yoloxwarmcos", "warmup_epochs": 6, "no_aug_epochs": 5}, "max_epoch"),
         ({"name": "cos", "iters_per_epoch": 0}, "iters_per_epoch"),
     ],
 )
@@ -60,3 +60,14 @@ def test_bad_settings_are_explained(kwargs: dict, words: str) -> None:
     options = {"name": "cos", "lr": LR, "iters_per_epoch": ITERS, "total_epochs": 10, **kwargs}
     with pytest.raises(ValueError, match=words):
         LRScheduler(**options)
+
+
+def test_warmup_then_only_no_aug_epochs_is_a_valid_schedule() -> None:
+    # max_epoch 2, warmup_epochs 1, no_aug_epochs 1: warm-up to the peak, then the no-aug epoch at the minimum.
+    scheduler = LRScheduler("yoloxwarmcos", 0.01, iters_per_epoch=4, total_epochs=2, warmup_epochs=1,
+                            no_aug_epochs=1, min_lr_ratio=0.05)
+    rates = [scheduler.update_lr(step) for step in range(9)]
+    assert rates[4] == pytest.approx(0.01)
+    assert rates[5:] == [pytest.approx(0.0005)] * 4
+    with pytest.raises(ValueError, match=r"<= max_epoch \(2\)"):
+        LRScheduler("yoloxwarmcos", 0.01, iters_per_epoch=4, total_epochs=2, warmup_epochs=2, no_aug_epochs=1)

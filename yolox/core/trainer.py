@@ -2,6 +2,7 @@
 
 import datetime
 import itertools
+import math
 import signal
 import threading
 import time
@@ -21,8 +22,11 @@ from yolox.models.attention_probe import AttentionProbe, format_usage
 from yolox.utils.allreduce_norm import all_reduce_norm
 from yolox.utils.checkpoint import (
     capture_rng_state,
+    describe_write_error,
+    first_nonfinite_tensor,
     load_checkpoint_file,
     load_ckpt,
+    remove_stale_temporaries,
     restore_rng_state,
     save_checkpoint,
 )
@@ -36,14 +40,25 @@ from yolox.utils.setup_env import seed_everything
 
 EMA_DECAY = 0.9998
 MULTISCALE_EVERY = 10  # iterations between two input-size draws
+# A loss this many times above its running average makes the weights be checked right after the step.
+SUSPICIOUS_LOSS_RATIO = 10.0
+LOSS_AVERAGE_MOMENTUM = 0.9
 
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the message names the iteration, the loss terms and the checkpoint kept."""
 
 
+class NonFiniteWeightsError(NonFiniteLossError):
+    """Weights (raw or EMA) became NaN or infinite; nothing non-finite is written over a checkpoint."""
+
+
 class _StopRequested(Exception):
     """Ctrl-C was pressed: leave the loop at an iteration boundary so the saved state is consistent."""
+
+
+class _ForcedStop(KeyboardInterrupt):
+    """Ctrl-C was pressed a second time: stop at once, without saving."""
 
 
 class _SkipSampler(torch.utils.data.Sampler):
@@ -96,14 +111,21 @@ class Trainer:
         self.curr_ap = 0.0
         self.meter = MeterBuffer(window_size=exp.print_interval)
         self.file_name = Path(exp.output_dir) / args.experiment_name
-        self.log_file = setup_logger(self.file_name, distributed_rank=self.rank, filename="train_log.txt", mode="a")
+        try:
+            self.log_file = setup_logger(self.file_name, distributed_rank=self.rank, filename="train_log.txt", mode="a")
+        except OSError as err:
+            raise UserError(f"cannot write to the run folder {self.file_name}: {describe_write_error(err)}; "
+                            "choose a writable output_dir (exp key) or -expn") from None
         self.tblogger: Any = None
+        self.experiment_logger: Any = None  # W&B or MLflow tracker (-l wandb / -l mlflow), rank 0 only
         self.evaluator: Any = None
         self.metrics: MetricsWriter | None = None
         self.attention_probe: AttentionProbe | None = None
         self._resume_state: dict | None = None
         self._interrupt_requested = False
+        self._interrupt_announced = False
         self._stop_agreed = False
+        self._loss_average: float | None = None
 
     # ------------------------------------------------------------------ public entry
     def train(self) -> None:
@@ -118,11 +140,20 @@ class Trainer:
                 logger.warning(f"interrupted after iteration {self.completed_iters}: state saved to {path}; "
                                "continue with --resume")
             raise KeyboardInterrupt from None
+        except _ForcedStop:
+            if self.rank == 0:
+                logger.warning(f"second Ctrl-C: stopping at once without saving (iteration {self.completed_iters}); "
+                               f"--resume continues from the last checkpoint written")
+            raise KeyboardInterrupt from None
+        except UserError as err:
+            raise _without_worker_traceback(err) from None
         finally:
             if previous_handler is not None:
                 signal.signal(signal.SIGINT, previous_handler)
             if self.tblogger is not None:
                 self.tblogger.close()
+            if self.experiment_logger is not None:
+                self.experiment_logger.close(self.file_name)
             if self.attention_probe is not None:
                 self.attention_probe.close()
         self.after_train()
@@ -153,8 +184,10 @@ class Trainer:
         with torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             outputs = self.model(inps, targets)
         loss = outputs["total_loss"]
-        nonfinite, self._stop_agreed = any_across_ranks(
-            [not bool(torch.isfinite(loss).item()), self._interrupt_requested], self.device
+        loss_value = float(loss.detach())
+        nonfinite, suspicious, self._stop_agreed = any_across_ranks(
+            [not math.isfinite(loss_value), self._loss_is_suspicious(loss_value), self._interrupt_requested],
+            self.device,
         )
         if nonfinite:
             self._raise_nonfinite(outputs)
@@ -163,6 +196,8 @@ class Trainer:
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if suspicious:
+            self._check_weights_after_step(outputs)
         if self.use_model_ema:
             self.ema_model.update(self.model)
         lr = self.lr_scheduler.update_lr(self.completed_iters + 1)
@@ -185,6 +220,11 @@ class Trainer:
     def after_iter(self) -> None:
         """Log, draw the next multiscale size, and stop here when Ctrl-C was pressed."""
         self.completed_iters += 1
+        if self._interrupt_requested and not self._interrupt_announced:
+            self._interrupt_announced = True
+            if self.rank == 0:
+                logger.warning("Ctrl-C: saving latest_ckpt.pth after this iteration (press again to stop at once "
+                               "without saving)")
         if (self.iter + 1) % self.exp.print_interval == 0:
             self._log_progress()
         if self.completed_iters % MULTISCALE_EVERY == 0:
@@ -199,6 +239,7 @@ class Trainer:
             logger.info(f"args: {vars(self.args)}")
             logger.info(f"exp:\n{self.exp}")
         self._build_tensorboard()
+        self._build_experiment_logger()
         if self.exp.seed is not None:
             seed_everything(int(self.exp.seed) + self.rank)
         else:
@@ -212,6 +253,8 @@ class Trainer:
         self.optimizer = self.exp.get_optimizer(self.args.batch_size)
         self.start_epoch, self.completed_iters = 0, 0
         self._load_weights(model)
+        if self.rank == 0:
+            self._remove_stale_temporaries()
 
         self.no_aug = self.start_epoch >= self.max_epoch - self.exp.no_aug_epochs
         self.train_loader = self.exp.get_data_loader(
@@ -221,6 +264,7 @@ class Trainer:
         self.max_iter = len(self.train_loader)
         if self.max_iter == 0:
             raise UserError(f"the training set of exp {self.exp.exp_name} is empty: check data_dir and train_ann")
+        self._check_training_boxes()
         self.lr_scheduler = self.exp.get_lr_scheduler(self.exp.basic_lr_per_img * self.args.batch_size, self.max_iter)
         if self._resume_state is not None:
             self.completed_iters = self._resumed_iterations()
@@ -271,17 +315,24 @@ class Trainer:
     def after_epoch(self) -> None:
         """Evaluate when due, then write latest (and best / per-epoch) checkpoints."""
         epoch_number = self.epoch + 1
-        improved = False
         if self.no_aug or epoch_number % self.exp.eval_interval == 0:
             all_reduce_norm(unwrap_model(self.model))
+            # Saved first: an evaluation that fails (a bad validation image) must not lose the epoch.
+            self.save_ckpt("latest")
             improved = self.evaluate()
-        self.save_ckpt("latest", update_best=improved)
+            self.save_ckpt("latest", update_best=improved)
+        else:
+            self.save_ckpt("latest")
         if self.save_history_ckpt:
             self.save_ckpt(f"epoch_{epoch_number}")
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> bool:
-        """Evaluate the EMA (or raw) model; return True when the AP beat the best so far."""
+        """Evaluate the EMA (or raw) model; return True when best_ckpt.pth should take this epoch.
+
+        That is the first evaluation whatever its AP (so best exists even while the AP stays 0), and every
+        later one that reaches the best AP so far (a tie keeps the newer weights).
+        """
         if self.evaluator is None:
             return False
         eval_model = self.ema_model.ema if self.use_model_ema else unwrap_model(self.model)
@@ -292,7 +343,7 @@ class Trainer:
         finally:
             eval_model.train(was_training)
         self.curr_ap = float(ap50_95)
-        improved = self.curr_ap > self.best_ap
+        improved = self.curr_ap >= self.best_ap or not (self.file_name / "best_ckpt.pth").is_file()
         self.best_ap = max(self.best_ap, self.curr_ap)
         if self.rank == 0:
             logger.info(f"epoch {self.epoch + 1} evaluation: AP50:95 {ap50_95:.4f}, AP50 {ap50:.4f}\n{summary}")
@@ -304,19 +355,23 @@ class Trainer:
             if self.tblogger is not None:
                 self.tblogger.add_scalar("val/COCOAP50", ap50, self.epoch + 1)
                 self.tblogger.add_scalar("val/COCOAP50_95", ap50_95, self.epoch + 1)
+            if self.experiment_logger is not None:
+                self.experiment_logger.log_scalars({"val/COCOAP50": ap50, "val/COCOAP50_95": ap50_95}, self.epoch + 1)
         return improved
 
     # ------------------------------------------------------------------ checkpoints
     def save_ckpt(self, name: str, update_best: bool = False) -> Path | None:
         """Write ``<name>_ckpt.pth`` (rank 0) with everything an exact resume needs; return its path.
 
-        Every rank must call it: the RNG states of all ranks are gathered into the file.
+        Every rank must call it: the RNG states of all ranks are gathered into the file. Weights holding a
+        NaN or an infinity are never written: :class:`NonFiniteWeightsError` stops the run instead.
         """
+        raw_model = unwrap_model(self.model)
+        saved_model = self.ema_model.ema if self.use_model_ema else raw_model
+        self._raise_on_nonfinite_weights(f"before writing {name}_ckpt.pth")
         rng_states = all_gather_object(capture_rng_state())
         if self.rank != 0:
             return None
-        raw_model = unwrap_model(self.model)
-        saved_model = self.ema_model.ema if self.use_model_ema else raw_model
         state = {
             "start_epoch": self.completed_iters // self.max_iter,
             "model": saved_model.state_dict(),
@@ -334,6 +389,8 @@ class Trainer:
         }
         path = save_checkpoint(state, update_best, self.file_name, name)
         logger.info(f"saved {path}" + (" (and best_ckpt.pth)" if update_best else ""))
+        if self.experiment_logger is not None and name == "latest":
+            self.experiment_logger.log_checkpoint(self.file_name, name, update_best, state["start_epoch"])
         return path
 
     def _load_weights(self, model: nn.Module) -> None:
@@ -425,6 +482,57 @@ class Trainer:
         if hasattr(batch_sampler, "mosaic"):
             batch_sampler.mosaic = False
 
+    def _loss_is_suspicious(self, loss_value: float) -> bool:
+        """True for the first step and for a loss far above its running average: the weights get checked then."""
+        average = self._loss_average
+        suspicious = average is None or loss_value > SUSPICIOUS_LOSS_RATIO * abs(average)
+        if math.isfinite(loss_value) and not suspicious:
+            self._loss_average = LOSS_AVERAGE_MOMENTUM * average + (1 - LOSS_AVERAGE_MOMENTUM) * loss_value
+        elif average is None and math.isfinite(loss_value):
+            self._loss_average = loss_value
+        return suspicious
+
+    def _check_weights_after_step(self, outputs: dict) -> None:
+        """After a step with a suspicious loss: stop when it left NaN or infinite weights."""
+        terms = ", ".join(f"{name}={float(torch.as_tensor(value).detach()):.4g}" for name, value in outputs.items()
+                          if name.endswith("loss"))
+        self._raise_on_nonfinite_weights(f"after the optimizer step ({terms})", step_done=True)
+
+    def _raise_on_nonfinite_weights(self, when: str, step_done: bool = False) -> None:
+        """Raise :class:`NonFiniteWeightsError` naming the first NaN/inf tensor of the raw or EMA weights."""
+        models = [("raw", unwrap_model(self.model))]
+        if self.use_model_ema:
+            models.append(("EMA", self.ema_model.ema))
+        bad = next(((kind, tensor) for kind, model in models
+                    if (tensor := first_nonfinite_tensor(model.state_dict())) is not None), None)
+        if bad is None:
+            return
+        iteration = self.completed_iters + (1 if step_done else 0)
+        latest = self.file_name / "latest_ckpt.pth"
+        kept = (f"the last good checkpoint {latest} is kept" if latest.is_file()
+                else "no checkpoint had been written yet")
+        raise NonFiniteWeightsError(
+            f"non-finite weights {when} at iteration {iteration} (epoch {self.epoch + 1}/{self.max_epoch}): "
+            f"the {bad[0]} model's tensor {bad[1]} holds NaN or inf; nothing was saved, {kept}. Lower the learning "
+            "rate (basic_lr_per_img), check the labels, or train without --fp16, then continue with --resume"
+        )
+
+    def _remove_stale_temporaries(self) -> None:
+        """Delete temporary checkpoint files that a killed save left in the run folder, and say so."""
+        removed = remove_stale_temporaries(self.file_name)
+        if removed:
+            logger.warning(f"removed {len(removed)} temporary checkpoint file(s) left by an interrupted save in "
+                           f"{self.file_name}: {', '.join(path.name for path in removed)}")
+
+    def _check_training_boxes(self) -> None:
+        """An error when no training image has a box: the detector would learn nothing."""
+        dataset = self.train_loader.dataset
+        dataset = getattr(dataset, "dataset", dataset)
+        labelled = getattr(dataset, "labelled_indices", None)
+        if labelled is not None and len(dataset) and not labelled:
+            raise UserError(f"the training set of exp {self.exp.exp_name} has {len(dataset)} images but no boxes "
+                            "at all: check train_ann (every annotation may have been dropped; see the warnings above)")
+
     def _raise_nonfinite(self, outputs: dict) -> None:
         """Stop with the iteration, every loss term, and the last good checkpoint (left untouched)."""
         terms = ", ".join(f"{name}={float(torch.as_tensor(value).detach()):.4g}" for name, value in outputs.items())
@@ -459,6 +567,9 @@ class Trainer:
                 for name, meter in self.meter.items():
                     if name.endswith("_loss") or name == "lr":
                         self.tblogger.add_scalar(f"train/{name}", meter.latest, self.completed_iters)
+            if self.experiment_logger is not None:
+                self.experiment_logger.log_scalars({f"train/{name}": meter.latest for name, meter in self.meter.items()
+                                                    if name.endswith("_loss") or name == "lr"}, self.completed_iters)
             self._log_attention_usage()
         self.meter.clear_meters()
 
@@ -504,15 +615,32 @@ class Trainer:
                             "or run with -l none") from None
         self.tblogger = SummaryWriter(str(self.file_name / "tensorboard"))
 
+    def _build_experiment_logger(self) -> None:
+        """The W&B or MLflow tracker when ``-l wandb`` / ``-l mlflow`` (rank 0 only)."""
+        if getattr(self.args, "logger", "none") in ("wandb", "mlflow") and self.rank == 0:
+            from yolox.utils.loggers import build_experiment_logger
+
+            self.experiment_logger = build_experiment_logger(self.args.logger, self.args, self.exp)
+
     def _install_interrupt_handler(self) -> Any:
-        """Make the first Ctrl-C a request to save and stop; the second one stops at once."""
+        """Make the first Ctrl-C a request to save and stop; the second one stops at once without saving."""
         if threading.current_thread() is not threading.main_thread():
             return None
 
+        # Only flags here: logging from a signal handler can re-enter loguru's lock. The loop reports it.
         def request_stop(signum: int, frame: Any) -> None:
+            if self._interrupt_requested:
+                raise _ForcedStop
             self._interrupt_requested = True
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            logger.warning("Ctrl-C: saving latest_ckpt.pth after this iteration (press again to stop at once)")
 
         return signal.signal(signal.SIGINT, request_stop)
 
+
+
+def _without_worker_traceback(err: UserError) -> UserError:
+    """The user's error alone when a DataLoader worker wrapped it in its traceback text."""
+    text = str(err)
+    marker = f"{type(err).__name__}: "
+    if "DataLoader worker" not in text or marker not in text:
+        return err
+    return type(err)(text.rsplit(marker, 1)[1].strip())

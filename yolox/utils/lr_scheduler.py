@@ -48,10 +48,11 @@ class LRScheduler:
         self.min_lr = lr * min_lr_ratio
         self.milestone_iters = sorted(int(m * iters_per_epoch) for m in milestones)
         self.gamma = gamma
-        if name == "yoloxwarmcos" and self.warmup_iters + self.no_aug_iters >= self.total_iters:
+        # Equality is a valid schedule: warm-up straight into the flat minimum of the no-aug epochs.
+        if name == "yoloxwarmcos" and self.warmup_iters + self.no_aug_iters > self.total_iters:
             raise ValueError(
                 f"yoloxwarmcos needs warmup_epochs ({warmup_epochs}) + no_aug_epochs ({no_aug_epochs}) "
-                f"< max_epoch ({total_epochs}): lower them in the exp"
+                f"<= max_epoch ({total_epochs}): lower them in the exp"
             )
 
     def update_lr(self, iters: int) -> float:

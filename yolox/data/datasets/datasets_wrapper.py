@@ -254,6 +254,10 @@ class DetectionDataset(Dataset):
         self._ram_images: Optional[List[np.ndarray]] = None
         self._disk_cache: Optional[DiskImageCache] = None
         self._size_mismatch_warned = False
+        # Training may replace an image that fails to decode by another one instead of stopping (per process).
+        self.skip_bad_images = False
+        self.skipped_images = 0
+        self._bad_indices: set = set()
 
     # ------------------------------------------------------------------ set-up (called by subclasses)
     def _finish_setup(self, records: List[ImageRecord], class_names: Sequence[str], source: str,
@@ -322,7 +326,9 @@ class DetectionDataset(Dataset):
         path = self.records[index].path
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if img is None:
-            raise UserError(f"image {path} could not be read: replace it or remove it from the annotations")
+            raise UserError(f"image {path} could not be read (not a complete image OpenCV can decode): replace it "
+                            f"or remove it from the annotations; training can skip such images with the exp option "
+                            f"skip_bad_images True, and tools/check_data.py -f <exp> lists every bad image")
         return img
 
     def _read_resized(self, index: int) -> np.ndarray:
@@ -352,12 +358,33 @@ class DetectionDataset(Dataset):
         return self._read_resized(index)
 
     def pull_item(self, index: int) -> Tuple[np.ndarray, np.ndarray, Tuple[int, int], Union[int, str]]:
-        """(resized image you may modify, labels copy, (orig_h, orig_w), image id) of image ``index``."""
-        img = self.load_resized_img(index)
+        """(resized image you may modify, labels copy, (orig_h, orig_w), image id) of image ``index``.
+
+        With ``skip_bad_images`` an image that fails to decode is logged, counted and replaced by the next
+        good one, so the batch keeps its size.
+        """
+        index, img = self._first_decodable(index)
         if not img.flags.writeable:
             img = img.copy()
         record = self.records[index]
         return img, self._labels[index].copy(), (record.height, record.width), record.image_id
+
+    def _first_decodable(self, index: int) -> Tuple[int, np.ndarray]:
+        """``(index, resized image)`` of ``index`` or, when skipping bad images, of the next one that decodes."""
+        for offset in range(len(self)):
+            candidate = (index + offset) % len(self)
+            if candidate in self._bad_indices:
+                continue
+            try:
+                return candidate, self.load_resized_img(candidate)
+            except UserError:
+                if not self.skip_bad_images:
+                    raise
+            self._bad_indices.add(candidate)
+            self.skipped_images += 1
+            logger.warning(f"skipped unreadable image {self.records[candidate].path} ({self.skipped_images} skipped "
+                           f"so far by this process); a neighbouring image takes its place")
+        raise UserError(f"none of the {len(self)} images of this dataset could be decoded: check the image folder")
 
     def __getitem__(self, index: int) -> Tuple[np.ndarray, np.ndarray, Tuple[int, int], Union[int, str]]:
         img, target, img_info, img_id = self.pull_item(index)
