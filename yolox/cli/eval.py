@@ -75,7 +75,7 @@ def run_evaluation(args: argparse.Namespace) -> dict:
     from yolox.evaluators import COCOEvaluator
     from yolox.evaluators.coco_evaluator import check_backend
     from yolox.evaluators.inference import gather_inference
-    from yolox.evaluators.weights import load_eval_weights
+    from yolox.utils.checkpoint import load_exact_weights
     from yolox.utils.device import resolve_device
     from yolox.utils.dist import get_local_rank, get_rank, get_world_size, is_distributed, is_main_process
     from yolox.utils.logger import setup_logger
@@ -107,7 +107,7 @@ def run_evaluation(args: argparse.Namespace) -> dict:
     ckpt_path = None
     if not args.speed:
         ckpt_path = args.ckpt or str(output_dir / "best_ckpt.pth")
-        load_eval_weights(model, ckpt_path, exp)
+        load_exact_weights(model, ckpt_path, exp)
     model.to(device).eval()
     if args.fuse:
         logger.info("fusing convolutions and batch norms")

@@ -14,8 +14,11 @@ from loguru import logger
 from torch import nn
 
 from yolox.utils.errors import UserError
+from yolox.utils.protocols import ExpLike
 
 MAX_NAMES_SHOWN = 6
+# The head's first class-prediction conv: its first dimension is the checkpoint's class count.
+HEAD_CLASS_KEY = "head.cls_preds.0.weight"
 TMP_SUFFIX = ".tmp"
 WRITE_ERRNO_WORDS = {
     errno.ENOSPC: "no space left on device",
@@ -119,7 +122,11 @@ def save_checkpoint(state: dict, is_best: bool, save_dir: str | os.PathLike, mod
 
 
 def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint with ``weights_only=True``; a missing or unreadable file is a clear error."""
+    """Read a checkpoint file with ``weights_only=True``: the one reader of training, evaluation and inference.
+
+    Ours, the official YOLOX layout (``{"model": state_dict, ...}``) and a bare state dict all load; a
+    missing file raises FileNotFoundError and an unreadable one a UserError, both naming the file.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist: check the -c/--ckpt path (or the experiment name)")
@@ -133,6 +140,48 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.devi
     if not isinstance(ckpt, dict):
         raise UserError(f"checkpoint {path} holds a {type(ckpt).__name__}, expected a dict with a 'model' entry")
     return ckpt
+
+
+def checkpoint_state_dict(ckpt: dict) -> dict[str, torch.Tensor]:
+    """The model weights of a checkpoint dict: its ``model`` entry (official layout) or the dict itself."""
+    return ckpt["model"] if isinstance(ckpt.get("model"), dict) else ckpt
+
+
+def _checkpoint_build(state: dict[str, torch.Tensor]) -> tuple[int | None, bool]:
+    """The class count and whether attention weights are present, read from a state dict's names and shapes."""
+    head = state.get(HEAD_CLASS_KEY)
+    # Attention blocks live in modules named attn (neck) or <place>_attn (e.g. neck_attn of the ResNet trunks).
+    has_attention = any(part.endswith("attn") for name in state for part in name.split(".")[:-1])
+    return (int(head.shape[0]) if head is not None else None), has_attention
+
+
+def load_exact_weights(model: nn.Module, ckpt_path: str | os.PathLike, exp: ExpLike) -> dict[str, Any]:
+    """Load every weight of ``model`` from ``ckpt_path`` strictly, or raise a UserError naming the difference.
+
+    Used where partially random weights would silently give wrong boxes (evaluation, inference, export).
+    The checkpoint's recorded settings are checked against the exp first; returns the checkpoint's meta.
+    """
+    ckpt = load_checkpoint_file(ckpt_path)
+    meta = ckpt.get("meta") or {}
+    exp.check_meta(meta, str(ckpt_path))
+    state = checkpoint_state_dict(ckpt)
+    own = model.state_dict()
+    missing = [name for name in own if name not in state]
+    unexpected = [name for name in state if name not in own]
+    reshaped = [name for name in own if name in state and tuple(state[name].shape) != tuple(own[name].shape)]
+    if missing or unexpected or reshaped:
+        ckpt_classes, ckpt_attention = _checkpoint_build(state)
+        examples = ", ".join((missing + unexpected + reshaped)[:3])
+        raise UserError(
+            f"checkpoint {ckpt_path} does not fit the model of exp '{exp.exp_name}': the checkpoint has "
+            f"num_classes={ckpt_classes} and {'attention weights' if ckpt_attention else 'no attention'}, the exp "
+            f"builds num_classes={exp.num_classes} and attention={getattr(exp, 'attention', None)!r} ({len(missing)} "
+            f"missing, {len(unexpected)} unexpected, {len(reshaped)} reshaped tensors, e.g. {examples}). Pass the exp "
+            "file it was trained with (-f exps/...) or override num_classes / attention."
+        )
+    model.load_state_dict(state, strict=True)
+    logger.info(f"loaded checkpoint {ckpt_path}")
+    return meta
 
 
 def _names_by_module(names: list[str]) -> str:
@@ -153,7 +202,7 @@ def load_ckpt(model: nn.Module, ckpt: dict) -> nn.Module:
     the model absent from it are reported as new (kept as initialised); tensors whose shape differs (e.g.
     a head with another class count) are reported as skipped; tensors the model lacks are reported as unused.
     """
-    state = ckpt["model"] if isinstance(ckpt.get("model"), dict) else ckpt
+    state = checkpoint_state_dict(ckpt)
     own = model.state_dict()
     loadable, skipped = {}, []
     for name, value in state.items():

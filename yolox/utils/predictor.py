@@ -11,40 +11,11 @@ import torch.nn as nn
 from loguru import logger
 
 from yolox.utils.boxes import postprocess
+from yolox.utils.checkpoint import load_exact_weights
 from yolox.utils.errors import UserError
 from yolox.utils.onnx_inference import Detections, letterbox, output_path_for, read_image, to_detections
+from yolox.utils.protocols import ExpLike
 from yolox.utils.visualize import draw_detections
-
-# Weight of the head's first class-prediction conv: its first dimension is the number of classes.
-CLASS_PRED_KEY = "head.cls_preds.0.weight"
-
-
-def read_checkpoint(ckpt_path: Union[str, Path]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Load a checkpoint file (ours, official YOLOX, or a bare state dict) as (state_dict, meta)."""
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist: pass the .pth written by training with -c")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for corrupt or foreign files
-        raise UserError(f"checkpoint {path} could not be read ({type(err).__name__}: {str(err).splitlines()[0]}): "
-                        "is it a .pth saved by training?") from err
-    if not isinstance(checkpoint, dict):
-        raise UserError(f"checkpoint {path} holds a {type(checkpoint).__name__}, not a dict of weights")
-    state_dict = checkpoint.get("model", checkpoint)
-    meta = checkpoint.get("meta") or {}
-    return state_dict, meta
-
-
-def check_checkpoint_classes(
-    exp: Any, state_dict: dict[str, torch.Tensor], meta: dict[str, Any], ckpt_path: Union[str, Path]
-) -> None:
-    """Raise UserError when the checkpoint's model (meta or head shape) differs from what the exp builds."""
-    exp.check_meta(meta, str(ckpt_path))
-    class_weight = state_dict.get(CLASS_PRED_KEY)
-    if class_weight is not None and class_weight.shape[0] != exp.num_classes:
-        raise UserError(f"checkpoint {ckpt_path} predicts {class_weight.shape[0]} classes but the exp has "
-                        f"num_classes={exp.num_classes}: pass the matching -f exp file or override num_classes")
 
 
 def resolve_class_names(
@@ -77,21 +48,14 @@ def input_size(tsize: Optional[Sequence[int]], default: Sequence[int]) -> tuple[
 
 
 def load_inference_model(
-    exp: Any,
-    ckpt_path: Union[str, Path],
+    exp: ExpLike,
+    ckpt_path: str | Path,
     device: torch.device,
     fuse: bool = False,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Build the exp's model, load the checkpoint strictly (after checking its classes), eval mode on ``device``."""
-    state_dict, meta = read_checkpoint(ckpt_path)
-    check_checkpoint_classes(exp, state_dict, meta, ckpt_path)
+    """Build the exp's model, load the checkpoint strictly (see ``load_exact_weights``), eval mode on ``device``."""
     model = exp.get_model()
-    missing, unexpected = model.load_state_dict(state_dict, strict=False)
-    if missing or unexpected:
-        # Inference with partially random weights gives wrong boxes silently, so refuse it.
-        raise UserError(f"checkpoint {ckpt_path} does not fit the exp's model: {len(missing)} weights missing "
-                        f"(e.g. {', '.join(missing[:3]) or '-'}), {len(unexpected)} unexpected "
-                        f"(e.g. {', '.join(unexpected[:3]) or '-'}): pass the exp it was trained with")
+    meta = load_exact_weights(model, ckpt_path, exp)
     model.eval()
     if fuse:
         from yolox.utils.model_utils import fuse_model
