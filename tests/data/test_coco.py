@@ -160,3 +160,60 @@ def test_image_of_another_size_than_annotated_is_stretched_with_a_warning(make_c
     img, _, _, _ = COCODataset(str(root), img_size=(64, 64)).pull_item(0)
     assert img.shape == (32, 64, 3)
     assert len(warnings_seen) == 1 and "000001.png is 30x30 but its annotation says 80x40" in warnings_seen[0]
+
+
+def _edit_annotations(root, edit) -> None:
+    path = root / "annotations" / "instances_train2017.json"
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def test_duplicate_image_ids_name_the_id_and_both_files(make_coco):
+    root = make_coco([{"size": (40, 40), "boxes": [[1, 1, 5, 5, 0]]}, {"size": (40, 40), "boxes": [[9, 9, 5, 5, 0]]}],
+                     category_ids=(1,))
+    _edit_annotations(root, lambda data: data["images"][1].update(id=1))
+    with pytest.raises(UserError, match=r"image id 1 is used twice, by '000001.png' and '000002.png'"):
+        COCODataset(str(root))
+
+
+def test_annotations_of_unknown_images_are_counted_in_a_warning(make_coco, warnings_seen):
+    root = make_coco([{"size": (40, 40), "boxes": [[1, 1, 5, 5, 0], [9, 9, 5, 5, 0], [20, 20, 5, 5, 0]]}],
+                     category_ids=(1,))
+
+    def orphan_two(data):
+        data["annotations"][1]["image_id"] = 77
+        data["annotations"][2]["image_id"] = 78
+
+    _edit_annotations(root, orphan_two)
+    dataset = COCODataset(str(root), img_size=(64, 64))
+    assert len(dataset.ground_truth(0)["boxes"]) == 1
+    assert len(warnings_seen) == 1
+    assert "2 annotations refer to image ids that are not in 'images'" in warnings_seen[0]
+    assert "annotation id 2 with image_id 77" in warnings_seen[0]
+
+
+def test_zero_area_boxes_and_a_set_without_boxes_are_warned(make_coco, warnings_seen):
+    root = make_coco([{"size": (40, 40), "boxes": [[1, 1, 0, 5, 0], [9, 9, 5, 0, 0]]}, {"size": (40, 40)}],
+                     category_ids=(1,))
+    dataset = COCODataset(str(root), img_size=(64, 64))
+    assert dataset.labelled_indices == []
+    assert len(warnings_seen) == 2
+    assert "2 boxes of zero width or height were dropped" in warnings_seen[0] and "image id 1" in warnings_seen[0]
+    assert "none of its 2 images has a box (2 annotations" in warnings_seen[1]
+
+
+def test_skip_bad_images_replaces_an_undecodable_image_and_counts_it(make_coco, warnings_seen):
+    root = make_coco([{"size": (40, 40), "boxes": [[1, 1, 5, 5, 0]]}, {"size": (40, 40), "boxes": [[9, 9, 5, 5, 0]]}],
+                     category_ids=(1,), ext=".jpg")
+    bad = root / "train2017" / "000001.jpg"
+    bad.write_bytes(bad.read_bytes()[:100])
+    dataset = COCODataset(str(root), img_size=(40, 40))
+    with pytest.raises(UserError, match=r"image .*000001.jpg could not be read .*skip_bad_images True"):
+        dataset.pull_item(0)
+    dataset.skip_bad_images = True
+    for _ in range(2):
+        _, labels, _, image_id = dataset.pull_item(0)
+        assert image_id == 2 and labels[0, 0] == 9
+    assert dataset.skipped_images == 1
+    assert len(warnings_seen) == 1 and "skipped unreadable image" in warnings_seen[0]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
+from loguru import logger
 from pycocotools.coco import COCO
 
 from yolox.data.dataloading import resolve_data_dir
@@ -34,10 +35,30 @@ def load_coco_json(path: Path, data_dir_origin: str) -> Dict[str, Any]:
         if not isinstance(data.get(key), list):
             raise UserError(f"annotation file {path} has no '{key}' list: it is not in COCO format")
     data.setdefault("annotations", [])
+    check_image_ids(data, path)
     # Many exported datasets omit these; pycocotools copies them when loading results.
     data.setdefault("info", {})
     data.setdefault("licenses", [])
     return data
+
+
+def check_image_ids(data: Dict[str, Any], path: Path) -> None:
+    """Duplicate image ids are an error (pycocotools keeps one and gives it the other's boxes); boxes of
+    image ids absent from ``images`` are ignored with one warning."""
+    file_by_id: Dict[Any, str] = {}
+    for image in data["images"]:
+        if not isinstance(image, dict) or "id" not in image:
+            raise UserError(f"annotation file {path}: image entry {image!r} has no 'id'")
+        image_id = image["id"]
+        if image_id in file_by_id:
+            raise UserError(f"annotation file {path}: image id {image_id!r} is used twice, by "
+                            f"{file_by_id[image_id]!r} and {image.get('file_name')!r}: give every image its own id")
+        file_by_id[image_id] = image.get("file_name")
+    orphans = [ann for ann in data["annotations"] if isinstance(ann, dict) and ann.get("image_id") not in file_by_id]
+    if orphans:
+        logger.warning(f"{path}: {len(orphans)} annotations refer to image ids that are not in 'images' and are "
+                       f"ignored; first: annotation id {orphans[0].get('id')!r} with image_id "
+                       f"{orphans[0].get('image_id')!r}")
 
 
 def build_coco(data: Dict[str, Any]) -> COCO:
@@ -106,5 +127,8 @@ class COCODataset(DetectionDataset):
             records.append(ImageRecord(image_id=image_id, path=image_root / file_name, key=file_name,
                                        height=height, width=width, boxes=boxes[keep], classes=classes[keep]))
         report.warn()
+        if not any(len(record.boxes) for record in records):
+            logger.warning(f"{ann_path}: none of its {len(records)} images has a box ({len(self.coco.anns)} "
+                           "annotations, crowd and dropped ones included): only background can be learned from it")
         return records
 

@@ -55,6 +55,8 @@ class BoxReport:
         self.bad = 0
         self.dropped = 0
         self.example = ""
+        self.empty = 0  # inside the image but of zero width or height: dropped
+        self.empty_example = ""
 
     def clean(self, raw: np.ndarray, width: int, height: int, where: str) -> Tuple[np.ndarray, np.ndarray]:
         """Clip ``x1, y1, x2, y2`` boxes to the image; returns them and the mask of those with positive area."""
@@ -73,6 +75,11 @@ class BoxReport:
                                 f"in an image of {width}x{height}")
             self.bad += int(bad.sum())
             self.dropped += int((bad & ~keep).sum())
+        empty = ~bad & ~keep
+        if empty.any():
+            if not self.empty:
+                self.empty_example = f"{where}: box x1,y1,x2,y2 = {np.round(raw[np.flatnonzero(empty)[0]], 2).tolist()}"
+            self.empty += int(empty.sum())
         return boxes.astype(np.float32), keep
 
     def warn(self) -> None:
@@ -81,6 +88,9 @@ class BoxReport:
             logger.warning(f"{self.source}: {self.bad} boxes had a negative size or reached outside their image; "
                            f"they were clipped to the image ({self.dropped} left empty and dropped). "
                            f"First example: {self.example}")
+        if self.empty:
+            logger.warning(f"{self.source}: {self.empty} boxes of zero width or height were dropped. "
+                           f"First example: {self.empty_example}")
 
 
 def check_image_files(records: Sequence[ImageRecord], source: str) -> None:
