@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # A tested torch/torchvision pair: torchvision's compiled ops (NMS) must match the torch build.
 TORCH_PAIR := torch==2.15.0 torchvision==0.29.2
 
-.PHONY: venv demo test clean-demo
+.PHONY: venv demo test test-fast lint clean-demo
 
 $(STAMP): setup.py requirements.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,16 @@ $(STAMP): setup.py requirements.txt Makefile
 
 venv: $(STAMP)
 
-test: venv
+lint: venv
+	$(VENV)/bin/ruff check .
+
+# Everything: lint first, then every test including the slow end-to-end and multi-process ones.
+test: lint
 	$(PY) -m pytest tests -q
+
+# The quick loop: lint, then the tests not marked slow (under 2 minutes on a 2-core CPU).
+test-fast: lint
+	$(PY) -m pytest tests -q -m "not slow"
 
 demo: venv
 	$(PY) tools/quickstart.py

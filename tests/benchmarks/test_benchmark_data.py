@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from yolox.data import COCODataset
 from yolox.benchmarks.data import write_synthetic_coco
 from yolox.benchmarks.report import BenchmarkReport, Summary, time_repeated
+from yolox.data import COCODataset
 
 
 def load_tool():

@@ -6,7 +6,6 @@ import mmap
 import pytest
 import torch
 
-from yolox.exp import get_exp
 from yolox.benchmarks import model as benchmark_model
 from yolox.benchmarks.model import (
     measure_latency,
@@ -16,6 +15,7 @@ from yolox.benchmarks.model import (
     reset_peak_rss,
     synthetic_targets,
 )
+from yolox.exp import get_exp
 from yolox.utils.setup_env import configure_allocator
 
 SIZE = 64

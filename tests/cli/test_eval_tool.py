@@ -10,8 +10,8 @@ import pytest
 import torch
 from loguru import logger
 
-from yolox.data.shapes import SHAPE_CLASSES, generate_shapes_dataset
 from yolox.cli import eval as eval_cli
+from yolox.data.shapes import SHAPE_CLASSES, generate_shapes_dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EVAL_TOOL = REPO_ROOT / "tools" / "eval.py"

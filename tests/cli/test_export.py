@@ -58,7 +58,7 @@ def tiny_model(calibrate_batchnorm):
     attention type share the model (callers set the head's decode flag explicitly).
     """
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def build(attention=None, test_size=(64, 64)):
         exp = get_exp(None, "yolox-s")
         exp.merge(TINY_OPTS)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from yolox.core import NonFiniteLossError, Trainer
 from yolox.cli.train import build_exp, main, make_parser
+from yolox.core import NonFiniteLossError, Trainer
 from yolox.utils.errors import UserError
 
 CHECKPOINT_KEYS = {"start_epoch", "model", "optimizer", "best_ap", "curr_ap", "model_raw", "ema_updates", "scaler",
@@ -162,7 +162,7 @@ def test_command_line_user_errors_exit_2_without_traceback(make_exp_file, tmp_pa
     err = capsys.readouterr().err
     assert "nowhere.pth" in err and "Traceback" not in err
 
-    assert main(["-f", str(exp_file), "-b", "3", "-d", "2", "--device", "cpu", "max_epoch", "1"]) == 2
+    assert main(["-f", str(exp_file), "-b", "3", "-d", "2", "--device", "cpu", "max_epoch", "2"]) == 2
     assert "multiple of 2" in capsys.readouterr().err
 
 

@@ -13,7 +13,6 @@ from pycocotools.coco import COCO
 from yolox.data.shapes import SHAPE_CLASSES, draw_shapes_image, generate_shapes_dataset
 
 
-
 def folder_bytes(root: Path) -> dict[str, bytes]:
     """Every file under ``root`` by relative path."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}

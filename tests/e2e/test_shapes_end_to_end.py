@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
+from yolox.cli.eval import main as eval_main
 from yolox.cli.train import main as train_main
 from yolox.data.shapes import generate_shapes_dataset
-from yolox.cli.eval import main as eval_main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHAPES_EXP = str(REPO_ROOT / "exps" / "example" / "shapes" / "yolox_nano_cam_shapes.py")
@@ -37,6 +37,7 @@ def _restore_logger():
     logger.add(__import__("sys").stderr)
 
 
+@pytest.mark.slow
 def test_short_training_learns_the_shapes(tmp_path: Path) -> None:
     data_dir = generate_shapes_dataset(tmp_path / "shapes", num_train=320, num_val=40, img_size=160, seed=0)
     overrides = short_run_overrides(data_dir, tmp_path / "runs")

@@ -12,6 +12,7 @@ from eval_fixtures import LetterboxedGroundTruth, OracleModel, coco_truth, evalu
 from yolox.evaluators import COCOEvaluator
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one(tmp_path) -> None:
     """Each rank evaluates half of an odd-sized set (the sampler pads it); AP equals the single-process AP."""
     json_file = make_coco_set(tmp_path / "shapes", num_val=7)

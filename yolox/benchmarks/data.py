@@ -3,8 +3,9 @@
 import copy
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import cv2
 import numpy as np
@@ -17,7 +18,7 @@ SYNTHETIC_ANN = "instances_train2017.json"
 
 
 def synthetic_photo(rng: np.random.Generator, height: int, width: int,
-                    max_objects: int = 12) -> Tuple[np.ndarray, List[List[float]]]:
+                    max_objects: int = 12) -> tuple[np.ndarray, list[list[float]]]:
     """A photo-like BGR image (smooth shading, filled shapes, sensor noise) and the boxes of its shapes."""
     ys = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
     xs = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :]
@@ -40,7 +41,7 @@ def synthetic_photo(rng: np.random.Generator, height: int, width: int,
     return np.clip(img, 0, 255).astype(np.uint8), boxes
 
 
-def write_synthetic_coco(root: Path, num_images: int = 64, image_hw: Tuple[int, int] = (480, 640),
+def write_synthetic_coco(root: Path, num_images: int = 64, image_hw: tuple[int, int] = (480, 640),
                          num_classes: int = 80, seed: int = 0) -> Path:
     """Write a COCO-format set of ``num_images`` JPEGs with random boxes under ``root``; returns ``root``."""
     rng = np.random.default_rng(seed)
@@ -64,7 +65,7 @@ def write_synthetic_coco(root: Path, num_images: int = 64, image_hw: Tuple[int, 
 
 
 def images_per_second(loader: torch.utils.data.DataLoader, batches: int, repeats: int,
-                      warmup: int) -> Tuple[Summary, Summary]:
+                      warmup: int) -> tuple[Summary, Summary]:
     """Images/s of iterating ``loader`` (``warmup`` batches untimed, then ``repeats`` timings of ``batches``).
 
     Also returns the main process's CPU milliseconds per image: on a shared, busy machine this stays
@@ -85,7 +86,7 @@ def images_per_second(loader: torch.utils.data.DataLoader, batches: int, repeats
 
 
 def benchmark_data_pipeline(exp: Any, workers: Sequence[int], batch_size: int = 8, batches: int = 10,
-                            repeats: int = 3, warmup: int = 2, settings: Optional[Dict[str, Any]] = None,
+                            repeats: int = 3, warmup: int = 2, settings: dict[str, Any] | None = None,
                             ) -> BenchmarkReport:
     """Measure the exp's training loader (mosaic + mixup as configured) for each worker count; ``exp`` is left as it is."""
     rows = []

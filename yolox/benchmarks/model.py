@@ -10,7 +10,8 @@ import copy
 import math
 import resource
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,7 +25,7 @@ PROC_CLEAR_REFS = "/proc/self/clear_refs"
 MAX_LABELS = 120  # rows per image in the training targets, as the mosaic loader pads them
 
 
-def peak_rss_bytes() -> Tuple[int, str]:
+def peak_rss_bytes() -> tuple[int, str]:
     """Peak resident memory of this process and where it was read: ``VmHWM`` (Linux) or ``ru_maxrss``."""
     try:
         with open(PROC_STATUS, encoding="ascii") as status:
@@ -52,7 +53,7 @@ def minor_page_faults() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
 
 
-def synthetic_images(batch_size: int, size: Tuple[int, int], seed: int = 0) -> torch.Tensor:
+def synthetic_images(batch_size: int, size: tuple[int, int], seed: int = 0) -> torch.Tensor:
     """A fixed batch ``[B, 3, H, W]`` of float pixels in 0..255, like the loader's letterboxed BGR images."""
     generator = torch.Generator().manual_seed(seed)
     return torch.randint(0, 256, (batch_size, 3, *size), generator=generator).float()
@@ -60,9 +61,9 @@ def synthetic_images(batch_size: int, size: Tuple[int, int], seed: int = 0) -> t
 
 def synthetic_targets(
     batch_size: int,
-    size: Tuple[int, int],
+    size: tuple[int, int],
     num_classes: int,
-    boxes_per_image: Tuple[int, int] = (10, 30),
+    boxes_per_image: tuple[int, int] = (10, 30),
     max_labels: int = MAX_LABELS,
     seed: int = 0,
 ) -> torch.Tensor:
@@ -91,7 +92,7 @@ def synthetic_targets(
     return targets
 
 
-def exp_variant(exp: Any, attention: Optional[str]) -> Any:
+def exp_variant(exp: Any, attention: str | None) -> Any:
     """A shallow copy of ``exp`` with ``attention`` set and no cached model or optimizer.
 
     The exp's own ``attention_kwargs`` are kept only for its own attention type: another block may not
@@ -106,7 +107,7 @@ def exp_variant(exp: Any, attention: Optional[str]) -> Any:
     return variant
 
 
-def _input_size(exp: Any, size: Optional[int], attribute: str) -> Tuple[int, int]:
+def _input_size(exp: Any, size: int | None, attribute: str) -> tuple[int, int]:
     """``(size, size)`` when given, else the exp's ``attribute`` (test_size or input_size)."""
     if size is not None:
         if size < 32 or size % 32:
@@ -128,8 +129,8 @@ def _ms(seconds: float) -> float:
 
 def measure_latency(
     exp: Any,
-    attentions: Sequence[Optional[str]] = (None,),
-    size: Optional[int] = None,
+    attentions: Sequence[str | None] = (None,),
+    size: int | None = None,
     batch_size: int = 1,
     repeats: int = 10,
     warmup: int = 3,
@@ -154,7 +155,7 @@ def measure_latency(
     input_hw = _input_size(exp, size, "test_size")
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     images = synthetic_images(batch_size, input_hw).to(target).contiguous(memory_format=memory_format)
-    models: Dict[Optional[str], nn.Module] = {}
+    models: dict[str | None, nn.Module] = {}
     for attention in attentions:
         torch.manual_seed(0)  # the same weights on every run
         model = exp_variant(exp, attention).get_model().to(target).eval()
@@ -169,7 +170,7 @@ def measure_latency(
                 postprocess(outputs, exp.num_classes, exp.test_conf, exp.nmsthre)
         _synchronize(target)
 
-    samples: Dict[Optional[str], List[float]] = {attention: [] for attention in models}
+    samples: dict[str | None, list[float]] = {attention: [] for attention in models}
     for round_index in range(warmup + repeats):
         for attention, model in models.items():
             start = time.perf_counter()
@@ -200,12 +201,12 @@ def measure_latency(
 
 def measure_train_step(
     exp: Any,
-    size: Optional[int] = None,
+    size: int | None = None,
     batch_size: int = 4,
     repeats: int = 5,
     warmup: int = 2,
     device: str = "cpu",
-    boxes_per_image: Tuple[int, int] = (10, 30),
+    boxes_per_image: tuple[int, int] = (10, 30),
     channels_last: bool = False,
 ) -> BenchmarkReport:
     """Time one training step of the exp's model on a fixed synthetic batch, with its memory and page faults.
@@ -227,7 +228,7 @@ def measure_train_step(
     images = synthetic_images(batch_size, input_hw).to(target).contiguous(memory_format=memory_format)
     targets = synthetic_targets(batch_size, input_hw, exp.num_classes, boxes_per_image).to(target)
 
-    losses: List[float] = []
+    losses: list[float] = []
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -273,8 +274,8 @@ def measure_train_step(
     return BenchmarkReport("train-step", [row], settings, environment(str(target)))
 
 
-def _settings(exp: Any, input_hw: Tuple[int, int], batch_size: int, repeats: int, warmup: int,
-              device: str) -> Dict[str, Any]:
+def _settings(exp: Any, input_hw: tuple[int, int], batch_size: int, repeats: int, warmup: int,
+              device: str) -> dict[str, Any]:
     """The settings every model benchmark reports."""
     return {
         "exp": getattr(exp, "exp_name", type(exp).__name__),
@@ -293,7 +294,7 @@ def measure_eval(
     warmup: int = 1,
     batch_size: int = 8,
     device: str = "cpu",
-    prior_prob: Optional[float] = 0.1,
+    prior_prob: float | None = 0.1,
 ) -> BenchmarkReport:
     """Time a full COCO evaluation (inference + conversion + scoring) of the exp's model on its eval set.
 

@@ -5,16 +5,17 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any
 
 import torch
 from tabulate import tabulate
 
 
-def time_repeated(fn: Callable[[], Any], repeats: int, warmup: int) -> List[float]:
+def time_repeated(fn: Callable[[], Any], repeats: int, warmup: int) -> list[float]:
     """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times; returns the seconds of each timed call."""
     if repeats < 1 or warmup < 0:
         raise ValueError(f"repeats must be >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
@@ -36,7 +37,7 @@ class Summary:
     minimum: float
     maximum: float
     spread: float  # (max - min) / median: the relative width of the observed range
-    samples: List[float] = field(default_factory=list)
+    samples: list[float] = field(default_factory=list)
 
     @classmethod
     def of(cls, samples: Sequence[float]) -> "Summary":
@@ -47,15 +48,15 @@ class Summary:
         low, high = min(samples), max(samples)
         return cls(median, low, high, (high - low) / median if median else 0.0, list(samples))
 
-    def as_dict(self) -> Dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         """Plain numbers for JSON."""
         return {"median": self.median, "min": self.minimum, "max": self.maximum, "spread": self.spread,
                 "samples": self.samples}
 
 
-def environment(device: str = "cpu") -> Dict[str, Any]:
+def environment(device: str = "cpu") -> dict[str, Any]:
     """What the numbers depend on: threads, device, library versions, machine and time."""
-    info: Dict[str, Any] = {
+    info: dict[str, Any] = {
         "device": device,
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
@@ -82,9 +83,9 @@ class BenchmarkReport:
     """The outcome of one benchmark: a table of rows plus the settings and environment behind it."""
 
     name: str
-    rows: List[Dict[str, Any]]
-    settings: Dict[str, Any]
-    env: Dict[str, Any]
+    rows: list[dict[str, Any]]
+    settings: dict[str, Any]
+    env: dict[str, Any]
 
     def table(self, floatfmt: str = ".2f") -> str:
         """The rows as a plain-text table (the keys of the first row are the columns)."""
@@ -94,11 +95,11 @@ class BenchmarkReport:
         body = [[row.get(column, "") for column in columns] for row in self.rows]
         return tabulate(body, headers=columns, floatfmt=floatfmt)
 
-    def as_dict(self) -> Dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         """Everything in plain Python types for JSON."""
         return {"benchmark": self.name, "settings": self.settings, "environment": self.env, "results": self.rows}
 
-    def write_json(self, path: Optional[str]) -> Path:
+    def write_json(self, path: str | None) -> Path:
         """Write the report to ``path`` (default ``benchmark_<name>.json`` here); returns the path."""
         target = Path(path) if path else Path(f"benchmark_{self.name.replace('-', '_')}.json")
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,6 @@
 
 import argparse
 import os
-import sys
 from collections.abc import Sequence
 
 import torch
@@ -22,9 +21,9 @@ from yolox.core.trainer import NonFiniteLossError
 from yolox.utils.device import DEVICE_CHOICES, resolve_device
 from yolox.utils.dist import get_rank, get_world_size
 from yolox.utils.errors import UserError
+from yolox.utils.loggers import LOGGER_CHOICES, split_wandb_options
 from yolox.utils.protocols import ExpLike
 from yolox.utils.setup_env import configure_allocator, configure_threads
-
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -40,8 +39,10 @@ def make_parser() -> argparse.ArgumentParser:
                         help="mixed precision: float16 with loss scaling on CUDA, bfloat16 on CPU")
     parser.add_argument("--cache", type=str, nargs="?", const="ram", default=None, choices=("ram", "disk"),
                         help="cache decoded training images in RAM or on disk")
-    parser.add_argument("-l", "--logger", type=str, default="none", choices=("tensorboard", "none"),
-                        help="extra scalar logger (the text log is always written)")
+    parser.add_argument("-l", "--logger", type=str, default="none", choices=LOGGER_CHOICES,
+                        help="extra scalar logger (the text log is always written); wandb takes trailing "
+                             "wandb-<option> value pairs (wandb-project NAME), mlflow reads MLFLOW_*/YOLOX_MLFLOW_* "
+                             "environment variables")
     parser.add_argument("--num_machines", type=int, default=1, help="machines taking part")
     parser.add_argument("--machine_rank", type=int, default=0, help="rank of this machine")
     parser.add_argument("--dist-url", type=str, default=None,
@@ -55,7 +56,10 @@ def make_parser() -> argparse.ArgumentParser:
 
 def build_exp(args: argparse.Namespace) -> ExpLike:
     """The exp named by the flags with the command-line overrides applied; ``args.experiment_name`` set from it."""
-    exp = exp_from_args(args)
+    exp_opts, wandb_opts = split_wandb_options(args.opts)
+    if wandb_opts and args.logger != "wandb":
+        raise UserError(f"wandb-{next(iter(wandb_opts))} is a W&B option: add -l wandb, or drop it")
+    exp = exp_from_args(argparse.Namespace(**{**vars(args), "opts": exp_opts}))
     if not args.experiment_name:
         args.experiment_name = exp.exp_name
     return exp

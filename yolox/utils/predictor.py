@@ -1,8 +1,9 @@
 """PyTorch inference for the demo: load a checkpoint for an exp, letterbox, forward, NMS, scale back, draw."""
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any
 
 import cv2
 import numpy as np
@@ -20,10 +21,10 @@ from yolox.utils.visualize import draw_detections
 
 def resolve_class_names(
     meta: dict[str, Any],
-    exp_class_names: Optional[Sequence[str]],
+    exp_class_names: Sequence[str] | None,
     num_classes: int,
     coco_names: Sequence[str],
-) -> Optional[tuple[str, ...]]:
+) -> tuple[str, ...] | None:
     """Class names from the checkpoint meta, else the exp, else the COCO names for 80-class models."""
     for names in (meta.get("class_names"), exp_class_names):
         if names:
@@ -36,7 +37,7 @@ def resolve_class_names(
     return None
 
 
-def input_size(tsize: Optional[Sequence[int]], default: Sequence[int]) -> tuple[int, int]:
+def input_size(tsize: Sequence[int] | None, default: Sequence[int]) -> tuple[int, int]:
     """The network input (H, W): ``tsize`` (from --tsize) when given, else ``default``; multiples of 32."""
     if tsize is None:
         return int(default[0]), int(default[1])
@@ -74,7 +75,7 @@ class Predictor:
         input_hw: Sequence[int],
         conf: float = 0.3,
         nms: float = 0.3,
-        class_names: Optional[Sequence[str]] = None,
+        class_names: Sequence[str] | None = None,
         device: torch.device = torch.device("cpu"),
         fp16: bool = False,
         class_agnostic: bool = False,
@@ -127,7 +128,7 @@ def predict_images(
     predictor: Predictor,
     images: Sequence[Path],
     input_root: Path,
-    save_dir: Optional[Path] = None,
+    save_dir: Path | None = None,
 ) -> list[tuple[Path, Detections]]:
     """Detect on each image, print the results, and write drawn copies under ``save_dir`` when given."""
     results = []
@@ -144,7 +145,7 @@ def predict_images(
     return results
 
 
-def open_video(source: Union[str, Path, int]) -> cv2.VideoCapture:
+def open_video(source: str | Path | int) -> cv2.VideoCapture:
     """Open a video file or a camera index, raising UserError when it cannot be read."""
     if isinstance(source, (str, Path)) and not Path(source).is_file():
         raise UserError(f"video {source} does not exist: check --path")
@@ -163,8 +164,8 @@ def open_video(source: Union[str, Path, int]) -> cv2.VideoCapture:
 
 def predict_video(
     predictor: Predictor,
-    source: Union[str, Path, int],
-    save_path: Optional[Path] = None,
+    source: str | Path | int,
+    save_path: Path | None = None,
     show: bool = False,
 ) -> int:
     """Detect on every frame of a video or camera; optionally write an mp4 and show a window. Returns frames."""
