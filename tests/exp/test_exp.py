@@ -34,7 +34,7 @@ def test_attention_exp_files_pick_the_block(attention: str) -> None:
     exp = get_exp(exp_file=str(REPO_ROOT / "exps" / f"yolox_s_{attention}.py"))
     assert exp.attention == attention
     assert (exp.depth, exp.width) == (0.33, 0.50)
-    assert tuple(exp.attention_levels) == ("dark3", "dark4", "dark5")
+    assert exp.attention_levels is None and exp.resolved_attention_levels() == ("dark3", "dark4", "dark5")
     assert exp.exp_name == f"yolox_s_{attention}"
 
 

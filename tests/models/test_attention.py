@@ -24,8 +24,8 @@ CHANNELS = 16
 SIZES = [(1, 7), (7, 1), (5, 9), (20, 20)]
 
 
-def test_registry_lists_the_four_blocks():
-    assert available_attentions() == ["cam", "cbam", "eca", "se"]
+def test_registry_lists_the_blocks():
+    assert available_attentions() == ["cam", "cbam", "cbam_res", "eca", "ema", "se", "simam", "soca"]
 
 
 @pytest.mark.parametrize("name", BLOCKS)
@@ -176,7 +176,7 @@ def test_attention_free_model_has_no_attention_keys():
 
 
 def test_unknown_name_lists_the_known_attentions():
-    with pytest.raises(UserError, match="'cam', 'cbam', 'eca', 'se'") as info:
+    with pytest.raises(UserError, match="'cam', 'cbam', 'cbam_res', 'eca', 'ema', 'se', 'simam', 'soca'") as info:
         build_attention("nonlocal", 64)
     assert "nonlocal" in str(info.value)
     assert isinstance(info.value, ValueError)
@@ -228,8 +228,14 @@ def test_registering_a_block_is_one_decorator(monkeypatch):
     assert "halve" in available_attentions()
     block = build_attention("halve", 8, factor=0.25)
     assert torch.equal(block(torch.ones(1, 8, 2, 2)), torch.full((1, 8, 2, 2), 0.25))
-    with pytest.raises(ValueError, match="already registered"):
-        register_attention("halve")(Halve)
+    assert register_attention("halve")(Halve) is Halve  # the same class again: a no-op
+
+    class Other(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x
+
+    with pytest.raises(ValueError, match="already registered by .*Halve"):
+        register_attention("halve")(Other)
     with pytest.raises(ValueError, match="lower-case identifier"):
         register_attention("Bad Name")
 

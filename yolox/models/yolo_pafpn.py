@@ -1,31 +1,101 @@
-"""YOLOPAFPN: CSPDarknet plus the PAN neck, with optional attention blocks on the backbone outputs."""
+"""YOLOPAFPN: CSPDarknet plus the PAN neck, with optional attention blocks before and/or after fusion.
 
-from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
+Attention positions (``attention_position``):
+
+- ``backbone``: one block per chosen backbone output (dark3/dark4/dark5) before the neck fuses them;
+  weights under ``backbone.attn.<level>.*`` (``backbone`` being the YOLOX attribute holding this neck).
+- ``neck``: one block per chosen PAN output (pan3/pan4/pan5, strides 8/16/32) after the last CSP layers,
+  before the head; weights under ``backbone.neck_attn.<level>.*``.
+- ``both``: the two together (six levels by default).
+
+The level names a position accepts come from :func:`attention_levels_for`; a backbone with other output
+names passes them as ``backbone_levels``. The blocks are built by :func:`build_attention_blocks` and applied
+by :func:`apply_attention`, which a neck on another backbone can reuse as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from yolox.models.attention import build_attention
+from yolox.models.attention import ATTENTION_POSITIONS, attention_rng, build_attention, normalize_attention_name
 from yolox.models.darknet import CSPDarknet
 from yolox.models.network_blocks import BaseConv, CSPLayer, check_input_size, conv_class
+from yolox.utils.errors import UserError
 
-ATTENTION_LEVELS = ("dark3", "dark4", "dark5")
+# CSPDarknet outputs the neck fuses (strides 8, 16, 32): the ``backbone`` position's levels.
+BACKBONE_LEVELS = ("dark3", "dark4", "dark5")
+# PAN outputs the head reads (strides 8, 16, 32): the ``neck`` position's levels.
+NECK_LEVELS = ("pan3", "pan4", "pan5")
 
 
-def normalize_attention_levels(levels: Union[str, Iterable[str]]) -> Tuple[str, ...]:
-    """Return ``levels`` as a duplicate-free tuple, raising ValueError for a name outside dark3/dark4/dark5."""
+def normalize_attention_position(position: str) -> str:
+    """Return ``position`` in its canonical spelling, or raise a UserError listing the positions."""
+    normalized = normalize_attention_name(position)
+    if normalized not in ATTENTION_POSITIONS:
+        raise UserError(f"attention position {position!r} is unknown: use one of {', '.join(ATTENTION_POSITIONS)}")
+    return normalized
+
+
+def attention_levels_for(position: str, backbone_levels: Sequence[str] = BACKBONE_LEVELS) -> tuple[str, ...]:
+    """The level names at which ``position`` can apply attention, which are also its default levels."""
+    position = normalize_attention_position(position)
+    backbone_levels = tuple(backbone_levels)
+    return {
+        "backbone": backbone_levels,
+        "neck": NECK_LEVELS,
+        "both": backbone_levels + NECK_LEVELS,
+    }[position]
+
+
+def resolve_attention_levels(
+    position: str, levels: str | Iterable[str] | None = None, backbone_levels: Sequence[str] = BACKBONE_LEVELS
+) -> tuple[str, ...]:
+    """Return the chosen ``levels`` of ``position`` normalised, without duplicates, in network order.
+
+    ``None`` means every level of the position. A single level may be a plain string. An empty choice or
+    a name the position does not have raises a UserError that lists the accepted names.
+    """
+    available = attention_levels_for(position, backbone_levels)
+    if levels is None:
+        return available
     if isinstance(levels, str):
-        levels = (levels,)  # a single level given as a plain string
-    normalized = []
-    for level in levels:
-        if level not in ATTENTION_LEVELS:
-            raise ValueError(
-                f"attention level {level!r} is not supported: attention_levels must be a subset of "
-                f"{', '.join(ATTENTION_LEVELS)}"
-            )
-        if level not in normalized:
-            normalized.append(level)
-    return tuple(normalized)
+        levels = (levels,)
+    chosen = [normalize_attention_name(level) for level in levels]
+    unknown = [level for level in chosen if level not in available]
+    if unknown or not chosen:
+        problem = f"attention level {unknown[0]!r} is not" if unknown else "no attention level is"
+        raise UserError(
+            f"{problem} available at position {normalize_attention_name(position)!r}: "
+            f"choose a non-empty subset of {', '.join(available)}"
+        )
+    return tuple(level for level in available if level in chosen)
+
+
+def build_attention_blocks(
+    name: str, channels_by_level: Mapping[str, int], init: str = "paper", options: Mapping | None = None
+) -> nn.ModuleDict:
+    """One attention block ``name`` per level of ``channels_by_level``, keyed by the level name.
+
+    Call it inside :func:`yolox.models.attention.attention_rng`, once for all of a model's blocks, so
+    that the rest of the model gets the same weights with and without attention under one seed.
+    """
+    options = dict(options or {})
+    return nn.ModuleDict(
+        {level: build_attention(name, channels, init=init, **options) for level, channels in channels_by_level.items()}
+    )
+
+
+def apply_attention(
+    blocks: nn.ModuleDict, levels: Sequence[str], features: Sequence[torch.Tensor]
+) -> list[torch.Tensor]:
+    """Return ``features`` with the block of each level applied where ``blocks`` has one."""
+    return [
+        blocks[level](feature) if level in blocks else feature
+        for level, feature in zip(levels, features, strict=True)
+    ]
 
 
 class YOLOPAFPN(nn.Module):
@@ -35,27 +105,28 @@ class YOLOPAFPN(nn.Module):
         self,
         depth: float = 1.0,
         width: float = 1.0,
-        in_features: Sequence[str] = ("dark3", "dark4", "dark5"),
+        in_features: Sequence[str] = BACKBONE_LEVELS,
         in_channels: Sequence[int] = (256, 512, 1024),
         depthwise: bool = False,
         act: str = "silu",
-        attention: Optional[str] = None,
-        attention_levels: Union[str, Iterable[str]] = ATTENTION_LEVELS,
-        attention_kwargs: Optional[Mapping] = None,
+        attention: str | None = None,
+        attention_levels: str | Iterable[str] | None = None,
+        attention_kwargs: Mapping | None = None,
         attention_init: str = "paper",
+        attention_position: str = "backbone",
     ) -> None:
+        """Build the neck; ``attention_levels`` None means every level of ``attention_position``."""
         super().__init__()
         if len(in_features) != 3 or len(in_channels) != 3:
             raise ValueError(
                 f"YOLOPAFPN needs three input levels, got in_features={tuple(in_features)} "
                 f"and in_channels={tuple(in_channels)}"
             )
-        levels = normalize_attention_levels(attention_levels)
-        if attention is not None and not levels:
-            raise ValueError(f"attention={attention!r} needs at least one level in {', '.join(ATTENTION_LEVELS)}")
-        self.backbone = CSPDarknet(depth, width, out_features=in_features, depthwise=depthwise, act=act)
         self.in_features = tuple(in_features)
         self.in_channels = tuple(in_channels)
+        position = normalize_attention_position(attention_position)
+        levels = resolve_attention_levels(position, attention_levels, self.in_features)
+        self.backbone = CSPDarknet(depth, width, out_features=in_features, depthwise=depthwise, act=act)
         Conv = conv_class(depthwise)
         c3, c4, c5 = (int(channels * width) for channels in in_channels)
         num_blocks = round(3 * depth)
@@ -72,25 +143,30 @@ class YOLOPAFPN(nn.Module):
         self.bu_conv1 = Conv(c4, c4, 3, 2, act=act)
         self.C3_n4 = CSPLayer(2 * c4, c5, num_blocks, False, depthwise=depthwise, act=act)
 
-        # One block per chosen level; empty when attention is off, so the state dict is the official one.
-        self.attention = attention
+        # Empty dicts when attention is off, so the state dict is exactly the official one.
+        self.attention = normalize_attention_name(attention)
+        self.attention_position = position
         self.attention_levels = levels if attention is not None else ()
         self.attn = nn.ModuleDict()
+        self.neck_attn = nn.ModuleDict()
         if attention is not None:
-            level_channels = dict(zip(self.in_features, (c3, c4, c5)))
-            for level in self.in_features:
-                if level in levels:
-                    self.attn[level] = build_attention(
-                        attention, level_channels[level], init=attention_init, **dict(attention_kwargs or {})
-                    )
+            backbone_channels = dict(zip(self.in_features, (c3, c4, c5), strict=True))
+            neck_channels = dict(zip(NECK_LEVELS, (c3, c4, c5), strict=True))
+            backbone_channels = {level: ch for level, ch in backbone_channels.items() if level in levels}
+            neck_channels = {level: ch for level, ch in neck_channels.items() if level in levels}
+            with attention_rng():
+                self.attn = build_attention_blocks(attention, backbone_channels, attention_init, attention_kwargs)
+                self.neck_attn = build_attention_blocks(attention, neck_channels, attention_init, attention_kwargs)
 
-    def forward(self, images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def attention_blocks(self) -> dict[str, nn.Module]:
+        """The attention blocks by level name (backbone levels first), empty when attention is off."""
+        return {**self.attn, **self.neck_attn}
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return the three fused feature maps (strides 8, 16, 32) for ``images``."""
         check_input_size(images)
-        features: Dict[str, torch.Tensor] = self.backbone(images)
-        x2, x1, x0 = (
-            self.attn[name](features[name]) if name in self.attn else features[name] for name in self.in_features
-        )
+        features: dict[str, torch.Tensor] = self.backbone(images)
+        x2, x1, x0 = apply_attention(self.attn, self.in_features, [features[name] for name in self.in_features])
 
         fpn_out0 = self.lateral_conv0(x0)
         f_out0 = self.C3_p4(torch.cat([self.upsample(fpn_out0), x1], 1))
@@ -99,4 +175,5 @@ class YOLOPAFPN(nn.Module):
 
         pan_out1 = self.C3_n3(torch.cat([self.bu_conv2(pan_out2), fpn_out1], 1))
         pan_out0 = self.C3_n4(torch.cat([self.bu_conv1(pan_out1), fpn_out0], 1))
-        return pan_out2, pan_out1, pan_out0
+        pan3, pan4, pan5 = apply_attention(self.neck_attn, NECK_LEVELS, (pan_out2, pan_out1, pan_out0))
+        return pan3, pan4, pan5

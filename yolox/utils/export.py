@@ -47,7 +47,7 @@ def export_metadata(
     """Return the string metadata recorded in an exported model (values are JSON where structured)."""
     attention = {
         "attention": exp.attention,
-        "attention_levels": list(exp.attention_levels),
+        "attention_levels": list(exp.resolved_attention_levels()),
         "attention_kwargs": dict(exp.attention_kwargs),
         "attention_init": exp.attention_init,
     }

@@ -15,11 +15,19 @@ For the attention blocks, whose cost beyond their small convolutions is elementw
 the gating multiplies: a few operations per element of the feature map they gate), the reported
 figure is a lower bound. The uncounted part is tiny next to the detector (about 1.4 M elements are
 gated in yolox-s at 640, i.e. well under 0.01 GFLOPs), but it is memory traffic, so measure latency
-rather than infer it from GFLOPs.
+rather than infer it from GFLOPs. Second-order attention (``soca``) is the exception: its C x C matrix
+products cost C^3 per iteration, so the stats report every attention block's own FLOPs (found through
+the ``attention_blocks()`` method of the necks that hold them), ``get_model_info`` shows their share and
+:func:`attention_cost_warning` names blocks that add more than 10% to the model.
+
+The counting runs on a shadow copy of the model on the ``meta`` device: shapes only, no arithmetic, no
+memory for activations, and the model itself is not touched.
 """
 
 from __future__ import annotations
 
+import copy
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -29,6 +37,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 __all__ = [
     "adjust_status",
+    "attention_cost_warning",
     "freeze_module",
     "fuse_conv_and_bn",
     "fuse_model",
@@ -51,29 +60,92 @@ def _image_size(tsize: Sequence[int] | int) -> tuple[int, int]:
     return int(tsize[0]), int(tsize[1])
 
 
-def get_model_stats(model: nn.Module, tsize: Sequence[int] | int) -> dict:
-    """Return ``{"params": int, "gflops": float}`` for one 3-channel image of size ``tsize`` (h, w).
+def _meta_shadow(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose parameters and buffers live on the ``meta`` device (no data is copied)."""
+    memo: dict[int, torch.Tensor] = {}
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        shadow = torch.empty_like(tensor, device="meta")
+        if isinstance(tensor, nn.Parameter):
+            shadow = nn.Parameter(shadow, requires_grad=tensor.requires_grad)
+        memo[id(tensor)] = shadow
+    return copy.deepcopy(model, memo)
 
-    ``params`` counts every parameter (trainable or frozen); ``gflops`` is 2 x multiply-adds / 1e9 of
-    an eval-mode forward pass on a zero image (see the module docstring for what is not counted).
-    The model's train/eval modes and the autograd state are restored afterwards.
+
+def _attention_blocks(model: nn.Module) -> list[tuple[str, str, str]]:
+    """``(module path, block name, level)`` of every attention block, from the owners' ``attention_blocks()``."""
+    paths = {id(module): path for path, module in model.named_modules()}
+    found = []
+    for owner in model.modules():
+        blocks = getattr(owner, "attention_blocks", None)
+        if callable(blocks):
+            name = str(getattr(owner, "attention", None))
+            found.extend((paths[id(block)], name, level) for level, block in blocks().items())
+    return found
+
+
+def get_model_stats(model: nn.Module, tsize: Sequence[int] | int) -> dict:
+    """Return the parameters and FLOPs of ``model`` for one 3-channel image of size ``tsize`` (h, w).
+
+    Keys: ``params`` counts every parameter (trainable or frozen); ``gflops`` is 2 x multiply-adds / 1e9
+    of an eval-mode forward pass (see the module docstring for what is not counted); ``attention`` lists
+    ``{"block", "level", "gflops"}`` for every attention block (empty without attention), and
+    ``attention_gflops`` is their sum. The model itself is not run (see the module docstring).
     """
     height, width = _image_size(tsize)
     params = sum(parameter.numel() for parameter in model.parameters())
     reference = next(model.parameters(), None)
-    device = reference.device if reference is not None else torch.device("cpu")
     dtype = reference.dtype if reference is not None else torch.float32
-    image = torch.zeros(1, 3, height, width, device=device, dtype=dtype)
+    shadow = _meta_shadow(model).eval()
+    image = torch.zeros(1, 3, height, width, device="meta", dtype=dtype)
     counter = FlopCounterMode(display=False)
-    with adjust_status(model, training=False), torch.no_grad(), counter:
-        model(image)
-    return {"params": params, "gflops": counter.get_total_flops() / 1e9}
+    with torch.no_grad(), counter:
+        shadow(image)
+    per_module = counter.get_flop_counts()
+    root = type(shadow).__name__
+    attention = [
+        {"block": name, "level": level, "gflops": sum(per_module.get(f"{root}.{path}", {}).values()) / 1e9}
+        for path, name, level in _attention_blocks(shadow)
+    ]
+    return {
+        "params": params,
+        "gflops": counter.get_total_flops() / 1e9,
+        "attention": attention,
+        "attention_gflops": sum(entry["gflops"] for entry in attention),
+    }
 
 
 def get_model_info(model: nn.Module, tsize: Sequence[int] | int) -> str:
-    """Return a one-line summary such as ``"Params: 8.97M, Gflops: 26.64"`` (1 multiply-add = 2 FLOPs)."""
+    """Return a one-line summary such as ``"Params: 8.97M, Gflops: 26.64"`` (1 multiply-add = 2 FLOPs).
+
+    With attention blocks it adds their FLOPs and their share of the model, e.g.
+    ``", attention Gflops: 4.13 (15.4%)"``.
+    """
     stats = get_model_stats(model, tsize)
-    return f"Params: {stats['params'] / 1e6:.2f}M, Gflops: {stats['gflops']:.2f}"
+    info = f"Params: {stats['params'] / 1e6:.2f}M, Gflops: {stats['gflops']:.2f}"
+    if stats["attention"]:
+        share = 100 * stats["attention_gflops"] / stats["gflops"] if stats["gflops"] else 0.0
+        info += f", attention Gflops: {stats['attention_gflops']:.2f} ({share:.1f}%)"
+    return info
+
+
+def attention_cost_warning(model: nn.Module, tsize: Sequence[int] | int, limit: float = 0.10) -> str | None:
+    """A warning naming the attention blocks and levels when they add more than ``limit`` (a fraction) to
+    the FLOPs of the model without them at image size ``tsize``; None when they stay within it."""
+    stats = get_model_stats(model, tsize)
+    base_gflops = stats["gflops"] - stats["attention_gflops"]
+    if not stats["attention"] or base_gflops <= 0 or stats["attention_gflops"] <= limit * base_gflops:
+        return None
+    height, width = _image_size(tsize)
+    costly = sorted(stats["attention"], key=lambda entry: -entry["gflops"])
+    parts = ", ".join(
+        f"'{entry['block']}' at {entry['level']} {entry['gflops']:.2f} ({100 * entry['gflops'] / base_gflops:.1f}%)"
+        for entry in costly
+    )
+    return (
+        f"attention adds {stats['attention_gflops']:.2f} GFLOPs, {100 * stats['attention_gflops'] / base_gflops:.1f}% "
+        f"of the {base_gflops:.2f} GFLOPs of the model without it at {height}x{width} (over "
+        f"{100 * limit:.0f}%): {parts}; consider fewer attention_levels"
+    )
 
 
 def fuse_conv_and_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
