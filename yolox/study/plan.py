@@ -1,0 +1,215 @@
+"""What a study runs: its variants (named override sets), seeds, run folders, shards and its plan file."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from yolox.utils.errors import UserError
+
+PLAN_FILE = "study_plan.json"
+BASELINE_NAME = "none"
+_VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]*$")
+# A comma starts a new override only when a "key:" follows, so tuple values such as dark4,dark5 stay whole.
+_OVERRIDE_SPLIT = re.compile(r",(?=\s*[A-Za-z_]\w*\s*:)")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named set of exp overrides; ``none`` is attention off."""
+
+    name: str
+    overrides: tuple[tuple[str, str], ...]
+
+    def override_args(self) -> list[str]:
+        """The overrides as trailing ``key value`` command-line pairs."""
+        return [text for pair in self.overrides for text in pair]
+
+
+def _closest(name: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def parse_variant(spec: str, attentions: list[str]) -> Variant:
+    """``cam``, ``none`` or ``NAME=key:value,key:value`` as a :class:`Variant`; a bad spec is a UserError."""
+    spec = spec.strip()
+    if "=" in spec:
+        name, _, body = spec.partition("=")
+        name = name.strip()
+        overrides = []
+        for item in _OVERRIDE_SPLIT.split(body):
+            key, colon, value = item.partition(":")
+            if not colon or not key.strip() or not value.strip():
+                raise UserError(f"variant {spec!r}: override {item!r} is not of the form key:value "
+                                "(e.g. cam@neck=attention:cam,attention_position:neck)")
+            overrides.append((key.strip(), value.strip()))
+    else:
+        name = spec
+        if name.lower() == BASELINE_NAME:
+            overrides = [("attention", "None")]
+        elif name in attentions:
+            overrides = [("attention", name)]
+        else:
+            raise UserError(f"unknown variant {name!r}: not an attention ({', '.join(attentions)}) nor 'none'"
+                            f"{_closest(name, [*attentions, BASELINE_NAME])}; a named set is written "
+                            "NAME=key:value,key:value")
+    if not _VARIANT_NAME.match(name):
+        raise UserError(f"variant name {name!r} must start with a letter or digit and use only letters, digits "
+                        "and _ . @ + - (it names a folder)")
+    return Variant(name, tuple(overrides))
+
+
+def parse_variants(text: str, attentions: list[str]) -> list[Variant]:
+    """The ``--variants`` list: specs separated by commas (a named set's own commas stay with it)."""
+    specs: list[str] = []
+    for piece in text.split(","):
+        # A piece that is a bare key:value continues the named set before it.
+        if specs and "=" in specs[-1] and re.match(r"^\s*[A-Za-z_]\w*\s*:", piece) and "=" not in piece:
+            specs[-1] += "," + piece
+        elif specs and "=" in specs[-1] and ":" not in piece and "=" not in piece and not _is_variant_word(piece, attentions):
+            specs[-1] += "," + piece  # a tuple value such as attention_levels:dark4,dark5
+        else:
+            specs.append(piece)
+    variants = [parse_variant(spec, attentions) for spec in specs if spec.strip()]
+    names = [variant.name for variant in variants]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise UserError(f"--variants names {', '.join(duplicates)} more than once")
+    if not variants:
+        raise UserError("--variants is empty: give e.g. none,cam,se")
+    return variants
+
+
+def _is_variant_word(piece: str, attentions: list[str]) -> bool:
+    word = piece.strip()
+    return word.lower() == BASELINE_NAME or word in attentions
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0,1,2`` (or a range ``0-4``) as a list of distinct non-negative seeds."""
+    seeds: list[int] = []
+    for piece in text.split(","):
+        piece = piece.strip()
+        try:
+            if re.fullmatch(r"\d+-\d+", piece):
+                first, last = (int(part) for part in piece.split("-"))
+                seeds.extend(range(first, last + 1))
+            else:
+                seeds.append(int(piece))
+        except ValueError:
+            raise UserError(f"--seeds {text!r}: {piece!r} is not a whole number (e.g. --seeds 0,1,2)") from None
+    if not seeds or any(seed < 0 for seed in seeds) or len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds {text!r}: give distinct non-negative whole numbers, e.g. 0,1,2")
+    return seeds
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """``I/N`` with 0 <= I < N; None means the whole study (0/1)."""
+    if text is None:
+        return 0, 1
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match or int(match[2]) < 1 or int(match[1]) >= int(match[2]):
+        raise UserError(f"--shard {text!r} must be I/N with 0 <= I < N, e.g. 0/4 "
+                        "(with SLURM: $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)")
+    return int(match[1]), int(match[2])
+
+
+@dataclass(frozen=True)
+class Run:
+    """One (variant, seed) of the study and its folder ``<study_dir>/<variant>/seed<k>``."""
+
+    index: int
+    variant: Variant
+    seed: int
+    study_dir: Path
+
+    @property
+    def variant_dir(self) -> Path:
+        return self.study_dir / self.variant.name
+
+    @property
+    def experiment_name(self) -> str:
+        return f"seed{self.seed}"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.variant_dir / self.experiment_name
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant.name}/seed{self.seed}"
+
+
+@dataclass
+class StudyPlan:
+    """Everything that defines a study; two invocations may share a folder only if these agree."""
+
+    exp: str
+    exp_name: str
+    variants: list[Variant]
+    seeds: list[int]
+    baseline: str
+    batch_size: int
+    fp16: bool
+    overrides: list[str] = field(default_factory=list)
+
+    def runs(self, study_dir: Path) -> list[Run]:
+        """All runs, seed by seed (every variant of seed 0 first), so early runs already form pairs."""
+        ordered = [(variant, seed) for seed in self.seeds for variant in self.variants]
+        return [Run(index, variant, seed, study_dir) for index, (variant, seed) in enumerate(ordered)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form, as stored in ``study_plan.json``."""
+        return {"exp": self.exp, "exp_name": self.exp_name,
+                "variants": {variant.name: [list(pair) for pair in variant.overrides] for variant in self.variants},
+                "seeds": list(self.seeds), "baseline": self.baseline, "batch_size": self.batch_size,
+                "fp16": self.fp16, "overrides": list(self.overrides)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StudyPlan:
+        """The plan stored in ``study_plan.json``."""
+        variants = [Variant(name, tuple(tuple(pair) for pair in pairs)) for name, pairs in data["variants"].items()]
+        return cls(data["exp"], data["exp_name"], variants, list(data["seeds"]), data["baseline"],
+                   int(data["batch_size"]), bool(data["fp16"]), list(data.get("overrides", [])))
+
+
+def shard_runs(runs: list[Run], shard: tuple[int, int]) -> list[Run]:
+    """Every N-th run starting at I."""
+    first, count = shard
+    return [run for run in runs if run.index % count == first]
+
+
+def write_json_atomically(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON through a temporary file and a rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+def load_plan(study_dir: Path) -> StudyPlan:
+    """The plan of an existing study folder, or a UserError saying it is not one."""
+    path = Path(study_dir) / PLAN_FILE
+    if not path.is_file():
+        raise UserError(f"{study_dir} is not a study folder (no {PLAN_FILE}): give the folder tools/study.py trained into")
+    return StudyPlan.from_dict(json.loads(path.read_text()))
+
+
+def claim_study_dir(study_dir: Path, plan: StudyPlan, force: bool) -> None:
+    """Record ``plan`` in the folder; refuse a folder made with another plan unless ``force``."""
+    path = study_dir / PLAN_FILE
+    if path.is_file() and not force:
+        stored = json.loads(path.read_text())
+        wanted = plan.to_dict()
+        differing = [key for key in wanted if stored.get(key) != wanted[key]]
+        if differing:
+            details = "; ".join(f"{key}: folder has {stored.get(key)!r}, now {wanted[key]!r}" for key in differing)
+            raise UserError(f"study folder {study_dir} was made with other settings ({details}): use another "
+                            "--study-dir, or --force to mix runs of both")
+    write_json_atomically(path, plan.to_dict())
