@@ -17,10 +17,6 @@ BOXES = ([(4, 6, 30, 24, 0)], [(40, 20, 30, 36, 1)], [(10, 30, 24, 28, 1), (44, 
 COLOURS = ((0, 0, 255), (0, 255, 0))
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: end-to-end runs of the train/eval commands")
-
-
 def _draw(boxes) -> np.ndarray:
     img = np.full((*IMAGE_HW, 3), 90, dtype=np.uint8)
     for x, y, w, h, cls in boxes:
