@@ -18,8 +18,17 @@ from torch.utils.data import ConcatDataset as TorchConcatDataset
 from torch.utils.data import Dataset as TorchDataset
 
 from yolox.data.data_augment import letterbox_scale
-from yolox.data.image_cache import (GIB, RAM_HEADROOM, DiskImageCache, available_memory_bytes, cache_threads,
-                                    check_ram_for_cache, default_cache_dir, fill_ram_cache, validate_cache_type)
+from yolox.data.image_cache import (
+    GIB,
+    RAM_HEADROOM,
+    DiskImageCache,
+    available_memory_bytes,
+    cache_threads,
+    check_ram_for_cache,
+    default_cache_dir,
+    fill_ram_cache,
+    validate_cache_type,
+)
 from yolox.utils.errors import UserError
 
 # Leading bytes of the formats OpenCV reads; other files get one trial decode at start-up.
