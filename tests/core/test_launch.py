@@ -1,13 +1,16 @@
 """Two CPU processes (gloo) through launch(): identical weights on both ranks, and crash propagation."""
 
+import fcntl
+import os
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
 
-from yolox.core import WorkerError, launch
 from yolox.cli.train import build_exp, make_parser
+from yolox.core import WorkerError, launch
+from yolox.core.launch import is_peer_loss, root_cause
 from yolox.utils.ema import unwrap_model
 
 
@@ -30,6 +33,31 @@ def _fail_on_rank_1() -> None:
     dist.barrier()
 
 
+def _peer_error_reaches_the_launcher_first(lock_file: str) -> None:
+    """Rank 0 fails with a lost-peer error and has exited before rank 1 raises its own error, the cause.
+
+    This is the order that misled the launcher under load, made certain: rank 1 waits for the lock that
+    rank 0 holds until its process is gone (the kernel releases it on exit), then raises.
+    """
+    # A bare descriptor, never closed by Python: only the end of the process releases the lock.
+    descriptor = os.open(lock_file, os.O_RDWR | os.O_CREAT)
+    if dist.get_rank() == 0:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        dist.barrier()
+        raise dist.DistNetworkError("Connection closed by peer [127.0.0.1]:29500")
+    dist.barrier()
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    raise ValueError("boom on rank 1")
+
+
+def _user_error_exit_on_rank_1() -> None:
+    """Rank 1 prints its own error and exits with code 2, as train_worker does; rank 0 then loses its peer."""
+    if dist.get_rank() == 1:
+        raise SystemExit(2)
+    dist.barrier()
+
+
+@pytest.mark.slow
 def test_two_gloo_processes_keep_identical_weights(make_exp_file, tmp_path: Path) -> None:
     exp_file = make_exp_file(max_epoch=2)
     argv = ["-f", str(exp_file), "-b", "4", "-d", "2", "--device", "cpu", "warmup_epochs", "0"]
@@ -48,8 +76,36 @@ def test_two_gloo_processes_keep_identical_weights(make_exp_file, tmp_path: Path
     assert "2 per process x 2" in log
 
 
+@pytest.mark.slow
 def test_a_failing_rank_stops_all_and_shows_its_error() -> None:
     with pytest.raises(WorkerError) as caught:
         launch(_fail_on_rank_1, 2, backend="gloo")
     assert "rank 1 failed" in str(caught.value) and "boom on rank 1" in str(caught.value)
     assert caught.value.exit_code == 1
+
+
+@pytest.mark.slow
+def test_the_root_cause_is_reported_even_when_a_peer_error_arrives_first(tmp_path: Path) -> None:
+    with pytest.raises(WorkerError) as caught:
+        launch(_peer_error_reaches_the_launcher_first, 2, backend="gloo", args=(str(tmp_path / "rank0.lock"),))
+    message = str(caught.value)
+    assert message.startswith("rank 1 failed") and "ValueError: boom on rank 1" in message
+    assert "Connection closed by peer" not in message
+
+
+@pytest.mark.slow
+def test_a_rank_that_reported_its_own_error_gives_the_exit_code() -> None:
+    with pytest.raises(WorkerError) as caught:
+        launch(_user_error_exit_on_rank_1, 2, backend="gloo")
+    assert str(caught.value) == "" and caught.value.exit_code == 2
+
+
+def test_root_cause_prefers_own_errors_then_the_earliest() -> None:
+    peer = {"rank": 0, "time": 1.0, "peer_loss": True, "exit_code": 1, "traceback": "closed by peer"}
+    late_own = {"rank": 1, "time": 5.0, "peer_loss": False, "exit_code": 1, "traceback": "ValueError"}
+    early_own = {"rank": 3, "time": 2.0, "peer_loss": False, "exit_code": 1, "traceback": "KeyError"}
+    assert root_cause([peer, late_own]) is late_own
+    assert root_cause([late_own, peer, early_own]) is early_own
+    assert root_cause([peer]) is peer and root_cause([]) is None
+    assert is_peer_loss(RuntimeError("[gloo/transport/tcp/pair.cc:534] Connection closed by peer [10.0.0.2]:4321"))
+    assert is_peer_loss(dist.DistNetworkError("timed out")) and not is_peer_loss(ValueError("closed by peer"))

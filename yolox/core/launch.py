@@ -1,8 +1,14 @@
 """Start one training process per device with the ``env://`` rendezvous that torchrun also uses."""
 
+import json
+import multiprocessing.connection
 import os
 import signal
 import socket
+import sys
+import tempfile
+import time
+import traceback
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -16,6 +22,13 @@ from yolox.utils.errors import UserError
 
 # Long enough for rank 0 to evaluate or cache a dataset while the others wait in a collective.
 PROCESS_GROUP_TIMEOUT = timedelta(minutes=60)
+# After a worker fails with a communication error, how long the others may take to report their own error
+# (the usual root cause) before they are stopped.
+ROOT_CAUSE_GRACE_S = 30.0
+STOP_GRACE_S = 10.0
+# Words of the errors a collective raises when a peer process went away; they are consequences, not causes.
+PEER_LOSS_WORDS = ("connection closed by peer", "connection reset by peer", "broken pipe", "connection refused",
+                   "communicator was aborted", "socket timeout", "connection timed out")
 
 
 class WorkerError(RuntimeError):
@@ -57,11 +70,38 @@ def init_process_group(backend: str) -> None:
     dist.init_process_group(backend=backend, init_method="env://", timeout=PROCESS_GROUP_TIMEOUT)
 
 
+def is_peer_loss(err: BaseException) -> bool:
+    """True for an error that says another process of the group went away (a consequence, not a cause)."""
+    text = str(err).lower()
+    return isinstance(err, dist.DistError) or (isinstance(err, RuntimeError)
+                                               and any(words in text for words in PEER_LOSS_WORDS))
+
+
+def _record_failure(error_dir: str, rank: int, err: BaseException) -> None:
+    """Write this rank's failure where the launcher reads it: time, kind, exit code and traceback."""
+    if isinstance(err, SystemExit):
+        code = err.code if isinstance(err.code, int) else 1
+        text, peer_loss = "", False  # the worker printed its error itself before exiting
+    else:
+        code, peer_loss = 1, is_peer_loss(err)
+        text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+    record = {"rank": rank, "time": time.time(), "exit_code": code, "peer_loss": peer_loss, "traceback": text}
+    path = os.path.join(error_dir, f"rank{rank}.json")
+    with open(path + ".part", "w", encoding="utf-8") as stream:
+        json.dump(record, stream)
+    os.replace(path + ".part", path)
+
+
 def _worker(local_rank: int, main_func: Callable, world_size: int, local_size: int, machine_rank: int,
-            backend: str, args: tuple) -> None:
-    """Entry point of one spawned process: set its rank variables, join the group, run ``main_func``."""
+            backend: str, args: tuple, error_dir: str) -> None:
+    """Entry point of one spawned process: set its rank variables, join the group, run ``main_func``.
+
+    A failure is recorded before the process group is torn down, so a peer that fails because this
+    process left can never be reported ahead of it.
+    """
+    rank = machine_rank * local_size + local_rank
     os.environ.update(
-        RANK=str(machine_rank * local_size + local_rank),
+        RANK=str(rank),
         LOCAL_RANK=str(local_rank),
         WORLD_SIZE=str(world_size),
         LOCAL_WORLD_SIZE=str(local_size),
@@ -69,8 +109,84 @@ def _worker(local_rank: int, main_func: Callable, world_size: int, local_size: i
     init_process_group(backend)
     try:
         main_func(*args)
+    except SystemExit as err:
+        if err.code not in (None, 0):
+            _record_failure(error_dir, rank, err)
+        raise
+    except Exception as err:
+        _record_failure(error_dir, rank, err)
+        raise
     finally:
-        dist.destroy_process_group()
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _read_failures(error_dir: str) -> list[dict]:
+    """The failures the workers recorded."""
+    records = []
+    for name in sorted(os.listdir(error_dir)):
+        if name.endswith(".json"):
+            with open(os.path.join(error_dir, name), encoding="utf-8") as stream:
+                records.append(json.load(stream))
+    return records
+
+
+def root_cause(failures: list[dict]) -> dict | None:
+    """The failure to report: a worker's own error before a lost-peer error, then the earliest, then the lowest rank."""
+    if not failures:
+        return None
+    return min(failures, key=lambda record: (record["peer_loss"], record["time"], record["rank"]))
+
+
+def _wait_for_workers(processes: list, error_dir: str) -> None:
+    """Wait for every worker; on a failure stop the rest, once the root cause is known or the grace is over."""
+    pending = {process.sentinel: process for process in processes}
+    deadline = None
+    while pending:
+        timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        ready = multiprocessing.connection.wait(list(pending), timeout=timeout)
+        if not ready:
+            break
+        for sentinel in ready:
+            process = pending.pop(sentinel)
+            process.join()
+            if process.exitcode == 0:
+                continue
+            if any(not record["peer_loss"] for record in _read_failures(error_dir)):
+                deadline = time.monotonic()  # the cause is known: stop the others now
+            elif deadline is None:
+                deadline = time.monotonic() + ROOT_CAUSE_GRACE_S
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+    for process in pending.values():
+        if process.is_alive():
+            process.terminate()
+    for process in pending.values():
+        process.join(STOP_GRACE_S)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+def _raise_worker_failure(processes: list, error_dir: str) -> None:
+    """Raise :class:`WorkerError` for the root cause of a failed run; return when every worker succeeded."""
+    cause = root_cause(_read_failures(error_dir))
+    if cause is not None:
+        if not cause["traceback"]:
+            raise WorkerError("", cause["exit_code"])  # the worker printed its error itself
+        raise WorkerError(f"rank {cause['rank']} failed (the other processes were stopped):\n{cause['traceback']}", 1)
+    for rank, process in enumerate(processes):
+        code = process.exitcode
+        if code is not None and code < 0:
+            name = signal.Signals(-code).name
+            raise WorkerError(f"rank {rank} was killed by signal {name} (out of memory?)", 1)
+        if code:
+            raise WorkerError(f"rank {rank} exited with code {code}", code)
+
+
+def _note_interrupt(signum: int, frame: Any) -> None:
+    """SIGINT in the launcher: say that the workers are saving; they got the signal too."""
+    os.write(sys.stderr.fileno(), b"interrupt: waiting for the workers to save and stop\n")
 
 
 def launch(
@@ -113,26 +229,20 @@ def launch(
     saved_env = {key: os.environ.get(key) for key in ("MASTER_ADDR", "MASTER_PORT")}
     os.environ.update(MASTER_ADDR=master_addr, MASTER_PORT=str(master_port))
     logger.info(f"starting {num_gpus_per_machine} processes ({backend}, world size {world_size}, master {master_addr}:{master_port})")
-    # Ctrl-C reaches the workers too: they save and exit, the parent only waits for them.
-    previous_handler = signal.signal(signal.SIGINT, lambda *_: logger.warning("interrupt: waiting for the workers to save and stop"))
+    # Ctrl-C reaches the workers too: they save and exit, the parent only waits for them. The handler only
+    # writes to the file descriptor: a logging call could re-enter a lock held where the signal arrived.
+    previous_handler = signal.signal(signal.SIGINT, _note_interrupt)
     try:
-        context = mp.start_processes(
-            _worker,
-            args=(main_func, world_size, num_gpus_per_machine, machine_rank, backend, args),
-            nprocs=num_gpus_per_machine,
-            join=False,
-            start_method="spawn",
-        )
-        try:
-            while not context.join():
-                pass
-        except mp.ProcessRaisedException as err:
-            raise WorkerError(f"rank {err.error_index} failed (the other processes were stopped):\n{err}", 1) from None
-        except mp.ProcessExitedException as err:
-            if err.exit_code is not None and err.exit_code > 0:
-                # The worker reported its error itself before exiting with this code.
-                raise WorkerError("", err.exit_code) from None
-            raise WorkerError(f"rank {err.error_index} was killed by signal {err.signal_name} (out of memory?)", 1) from None
+        with tempfile.TemporaryDirectory(prefix="yolox_launch_") as error_dir:
+            context = mp.start_processes(
+                _worker,
+                args=(main_func, world_size, num_gpus_per_machine, machine_rank, backend, args, error_dir),
+                nprocs=num_gpus_per_machine,
+                join=False,
+                start_method="spawn",
+            )
+            _wait_for_workers(context.processes, error_dir)
+            _raise_worker_failure(context.processes, error_dir)
     finally:
         signal.signal(signal.SIGINT, previous_handler)
         for key, value in saved_env.items():
