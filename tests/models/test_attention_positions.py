@@ -126,3 +126,9 @@ def test_onnx_export_with_dynamic_height_and_width(position, randomize_batchnorm
             expected = model(images)
         assert output.shape == tuple(expected.shape)
         assert torch.allclose(torch.from_numpy(output), expected, atol=1e-3, rtol=1e-4), (height, width)
+
+
+def test_a_model_with_attention_builds_on_the_meta_device():
+    with torch.device("meta"):
+        model = YOLOX(YOLOPAFPN(0.33, 0.125, attention="soca", attention_position="both"), YOLOXHead(2, width=0.125))
+    assert len(attention_keys(model)) > 0 and all(value.is_meta for value in model.state_dict().values())

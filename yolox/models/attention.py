@@ -147,7 +147,7 @@ def attention_rng() -> Iterator[None]:
     same numbers. Models are built on the CPU; CUDA streams are neither used nor forked.
     """
     with torch.random.fork_rng(devices=[]):
-        torch.random.default_generator.manual_seed(int(torch.randint(0, 2**62, ())))
+        torch.random.default_generator.manual_seed(int(torch.randint(0, 2**62, (), device="cpu")))
         yield
 
 
