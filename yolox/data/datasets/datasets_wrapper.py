@@ -5,7 +5,10 @@ import bisect
 import os
 import random
 from abc import ABCMeta, abstractmethod
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
@@ -34,6 +37,8 @@ from yolox.utils.errors import UserError
 # Leading bytes of the formats OpenCV reads; other files get one trial decode at start-up.
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"BM", b"II*\x00", b"MM\x00*", b"GIF8", b"RIFF")
 ERROR_EXAMPLES = 5
+# Off while tools/check_data.py builds the datasets: it decodes every image itself and lists all problems.
+_startup_image_check: ContextVar[bool] = ContextVar("startup_image_check", default=True)
 
 Transform = Callable[[np.ndarray, np.ndarray, Tuple[int, int]], Tuple[np.ndarray, np.ndarray]]
 
@@ -100,6 +105,28 @@ class BoxReport:
         if self.empty:
             logger.warning(f"{self.source}: {self.empty} boxes of zero width or height were dropped. "
                            f"First example: {self.empty_example}")
+
+
+@contextmanager
+def without_startup_image_check() -> Iterator[None]:
+    """Build datasets without the start-up check of their image files (the caller checks them)."""
+    token = _startup_image_check.set(False)
+    try:
+        yield
+    finally:
+        _startup_image_check.reset(token)
+
+
+def image_problem(record: ImageRecord) -> Optional[str]:
+    """What is wrong with the image file of ``record`` after a full decode ("missing", ...), or None."""
+    if not record.path.is_file():
+        return "missing"
+    img = cv2.imread(str(record.path), cv2.IMREAD_COLOR)
+    if img is None:
+        return "cannot be decoded"
+    if img.shape[:2] != (record.height, record.width):
+        return f"is {img.shape[1]}x{img.shape[0]} but annotated as {record.width}x{record.height}"
+    return None
 
 
 def check_image_files(records: Sequence[ImageRecord], source: str) -> None:
@@ -284,7 +311,8 @@ class DetectionDataset(Dataset):
         """Check the images, scale the labels to the resized images and fill the cache when asked."""
         if not records:
             raise UserError(f"{source} lists no images: check the annotation file or image set")
-        check_image_files(records, source)
+        if _startup_image_check.get():
+            check_image_files(records, source)
         self.records = records
         self.class_names = tuple(class_names)
         self._labels = [self._resized_labels(record) for record in records]
