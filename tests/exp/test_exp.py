@@ -40,12 +40,12 @@ def test_attention_exp_files_pick_the_block(attention: str) -> None:
 
 def test_merge_parses_types() -> None:
     exp = get_exp(exp_name="yolox-s")
-    exp.merge(["input_size", "320,416", "ema", "False", "save_history_ckpt", "0", "max_epoch", "7",
+    exp.merge(["input_size", "320,416", "ema", "False", "save_history_ckpt", "0", "max_epoch", "27",
                "basic_lr_per_img", "0.001", "attention", "eca", "attention_levels", "dark4,dark5",
                "attention_kwargs", "{'k_size': 5}", "data_dir", "/tmp/data", "seed", "3"])
     assert exp.input_size == (320, 416)
     assert exp.ema is False and exp.save_history_ckpt is False
-    assert exp.max_epoch == 7 and exp.basic_lr_per_img == 0.001
+    assert exp.max_epoch == 27 and exp.basic_lr_per_img == 0.001
     assert exp.attention == "eca" and exp.attention_levels == ("dark4", "dark5")
     assert exp.attention_kwargs == {"k_size": 5}
     assert exp.data_dir == "/tmp/data" and exp.seed == 3
@@ -122,3 +122,31 @@ def test_get_model_applies_yolox_batchnorm_settings_and_meta() -> None:
     other = get_exp(exp_name="yolox-nano")
     with pytest.raises(UserError, match="num_classes"):
         other.check_meta(meta, "run/best_ckpt.pth")
+
+
+@pytest.mark.parametrize("opts, message", [
+    (["max_epoch", "0"], r"exp key max_epoch=0: must be a whole number >= 1"),
+    (["max_epoch", "-3"], r"exp key max_epoch=-3: must be a whole number >= 1"),
+    (["no_aug_epochs", "-1"], r"exp key no_aug_epochs=-1: must be a number >= 0"),
+    (["max_epoch", "3", "warmup_epochs", "2", "no_aug_epochs", "2"],
+     r"warmup_epochs=2 \+ no_aug_epochs=2 exceed max_epoch=3: the schedule cannot run; use max_epoch 4, or keep "
+     r"max_epoch 3 with warmup_epochs 1 and no_aug_epochs 2"),
+])
+def test_merge_rejects_schedules_that_cannot_run(opts: list, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        get_exp(exp_name="yolox-s").merge(opts)
+
+
+def test_warmup_and_no_aug_epochs_may_fill_the_whole_run() -> None:
+    exp = get_exp(exp_name="yolox-s")
+    exp.merge(["max_epoch", "2", "warmup_epochs", "1", "no_aug_epochs", "1"])
+    scheduler = exp.get_lr_scheduler(0.01, 4)
+    assert scheduler.update_lr(4) == pytest.approx(0.01) and scheduler.update_lr(8) == pytest.approx(0.0005)
+
+
+def test_an_exception_in_the_exp_constructor_names_the_file_and_line(tmp_path: Path) -> None:
+    exp_file = tmp_path / "raising_exp.py"
+    exp_file.write_text("from yolox.exp import Exp as Base\n\n\nclass Exp(Base):\n    def __init__(self):\n"
+                        "        super().__init__()\n        self.depth = 1 / 0\n")
+    with pytest.raises(UserError, match=r"raising_exp.py: Exp\(\) failed at line 7: ZeroDivisionError: division by zero"):
+        get_exp(exp_file=str(exp_file))

@@ -36,13 +36,22 @@ def get_exp_by_file(exp_file: str) -> BaseExp:
         raise UserError(f"exp file {exp_file} has a syntax error at line {err.lineno}: {err.msg}\n"
                         f"    {(err.text or '').rstrip()}") from None
     except Exception as err:
-        frames = [f for f in traceback.extract_tb(err.__traceback__) if Path(f.filename) == path.resolve()
-                  or Path(f.filename) == path]
-        where = f" at line {frames[-1].lineno}" if frames else ""
-        raise UserError(f"exp file {exp_file} failed to import{where}: {type(err).__name__}: {err}") from err
+        raise UserError(f"exp file {exp_file} failed to import{_line_in(err, path)}: {type(err).__name__}: {err}") from err
     if not hasattr(module, "Exp"):
         raise UserError(f"exp file {exp_file} defines no class named Exp: subclass yolox.exp.Exp there")
-    return module.Exp()
+    try:
+        return module.Exp()
+    except UserError:
+        raise
+    except Exception as err:
+        raise UserError(f"exp file {exp_file}: Exp() failed{_line_in(err, path)}: {type(err).__name__}: {err}") from err
+
+
+def _line_in(err: BaseException, path: Path) -> str:
+    """`` at line N`` of the last traceback frame of ``err`` inside ``path``, else nothing."""
+    frames = [frame for frame in traceback.extract_tb(err.__traceback__)
+              if Path(frame.filename) in (path, path.resolve())]
+    return f" at line {frames[-1].lineno}" if frames else ""
 
 
 def get_exp_by_name(exp_name: str) -> BaseExp:

@@ -37,6 +37,15 @@ class Exp(BaseExp):
         self.attention_levels: Optional[Tuple[str, ...]] = None  # None: every level of the position
         self.attention_kwargs: Dict[str, Any] = {}
         self.attention_init = "paper"
+        # ---------------- backbone ---------------- #
+        self.backbone = "cspdarknet"  # cspdarknet | resnet18 | resnet34 | resnet50 | resnet101 | resnet152
+        self.backbone_weights: Optional[str] = None  # ResNet: a local torchvision ImageNet state dict (.pth)
+        self.freeze_backbone_stages = 0  # ResNet: k in 0..4 freezes the stem and layer1..layer k
+        self.block_attention: Optional[str] = None  # ResNet: attention inside the residual blocks
+        self.block_attention_position = "standard"  # standard | pre | post | identity
+        self.block_attention_stages: Tuple[str, ...] = ("layer3", "layer4")
+        self.block_attention_kwargs: Dict[str, Any] = {}
+        self.block_attention_init = "paper"
         # ---------------- data ---------------- #
         self.data_num_workers = 4
         self.input_size = (640, 640)
@@ -95,6 +104,7 @@ class Exp(BaseExp):
             size = tuple(getattr(self, key))
             if len(size) != 2 or any(not isinstance(side, int) or side <= 0 or side % 32 for side in size):
                 raise UserError(f"exp key {key}={size!r}: both sides must be positive multiples of 32, e.g. 640,640")
+        self.validate_backbone()
         self.validate_attention()
         if self.scheduler not in SCHEDULERS:
             raise UserError(f"exp key scheduler={self.scheduler!r}: use one of {', '.join(SCHEDULERS)}")
@@ -125,6 +135,40 @@ class Exp(BaseExp):
             raise UserError(f"exp key warmup_epochs={warmup} exceeds max_epoch={total}: use warmup_epochs "
                             f"{total} or less, or max_epoch {math.ceil(warmup)}")
 
+    def validate_backbone(self) -> None:
+        """Check the backbone keys: a known backbone, ResNet-only keys only with a ResNet, valid block attention."""
+        from yolox.models import ATTENTION_INIT_MODES, available_attentions
+        from yolox.models.resnet import (RESNET_BACKBONES, check_block_attention_position,
+                                         normalize_block_attention_stages)
+
+        if self.backbone not in ("cspdarknet", *RESNET_BACKBONES):
+            raise UserError(f"exp key backbone={self.backbone!r} is unknown: use one of "
+                            f"{', '.join(('cspdarknet', *RESNET_BACKBONES))}")
+        if self.backbone == "cspdarknet":
+            resnet_only = [f"{key}={getattr(self, key)!r}" for key, unset in
+                           (("backbone_weights", None), ("block_attention", None), ("freeze_backbone_stages", 0))
+                           if getattr(self, key) != unset]
+            if resnet_only:
+                raise UserError(f"exp keys {', '.join(resnet_only)} need a ResNet backbone: set backbone to one of "
+                                f"{', '.join(RESNET_BACKBONES)}, or unset them")
+            return
+        stages = self.freeze_backbone_stages
+        if isinstance(stages, bool) or not isinstance(stages, int) or not 0 <= stages <= 4:
+            raise UserError(f"exp key freeze_backbone_stages={stages!r}: use a whole number from 0 (none) to 4 (all)")
+        if self.block_attention is None:
+            return
+        if self.block_attention not in available_attentions():
+            raise UserError(f"exp key block_attention={self.block_attention!r} is unknown: use one of "
+                            f"{', '.join(available_attentions())} or None")
+        if self.block_attention_init not in ATTENTION_INIT_MODES:
+            raise UserError(f"exp key block_attention_init={self.block_attention_init!r}: use one of "
+                            f"{', '.join(ATTENTION_INIT_MODES)}")
+        try:
+            check_block_attention_position(self.block_attention_position)
+            self.block_attention_stages = normalize_block_attention_stages(self.block_attention_stages)
+        except UserError as err:
+            raise UserError(f"exp key block_attention_position/block_attention_stages: {err}") from None
+
     def validate_attention(self) -> None:
         """Check the attention keys against what yolox.models accepts and store them in canonical (lower) case."""
         from yolox.models import (ATTENTION_INIT_MODES, available_attentions, normalize_attention_name,
@@ -141,7 +185,7 @@ class Exp(BaseExp):
             position = normalize_attention_position(self.attention_position)
             levels = self.attention_levels
             if levels is not None:
-                levels = resolve_attention_levels(position, levels)
+                levels = resolve_attention_levels(position, levels, self.backbone_levels())
         except UserError as err:
             raise UserError(f"exp key attention_position={self.attention_position!r} / "
                             f"attention_levels={self.attention_levels!r}: {err}") from None
@@ -155,7 +199,14 @@ class Exp(BaseExp):
         """The levels that carry attention blocks: ``attention_levels``, or every level of the position."""
         from yolox.models import resolve_attention_levels
 
-        return resolve_attention_levels(self.attention_position, self.attention_levels)
+        return resolve_attention_levels(self.attention_position, self.attention_levels, self.backbone_levels())
+
+    def backbone_levels(self) -> Tuple[str, ...]:
+        """Names of the backbone outputs the neck fuses: dark3..dark5 for CSPDarknet, c3..c5 for a ResNet."""
+        from yolox.models import BACKBONE_LEVELS
+        from yolox.models.resnet import RESNET_OUT_FEATURES
+
+        return BACKBONE_LEVELS if self.backbone == "cspdarknet" else RESNET_OUT_FEATURES
 
     def meta(self) -> Dict[str, Any]:
         """Plain-Python description of the model stored in checkpoints and checked when loading them."""
@@ -172,6 +223,11 @@ class Exp(BaseExp):
             "attention_levels": list(self.resolved_attention_levels()),
             "attention_kwargs": dict(self.attention_kwargs),
             "attention_init": self.attention_init,
+            "backbone": self.backbone,
+            "block_attention": self.block_attention,
+            "block_attention_position": self.block_attention_position,
+            "block_attention_stages": list(self.block_attention_stages),
+            "block_attention_init": self.block_attention_init,
         }
 
     def check_meta(self, meta: Optional[Dict[str, Any]], ckpt_path: str) -> None:
@@ -179,12 +235,14 @@ class Exp(BaseExp):
         if not meta:
             return
         mine = self.meta()
-        keys = ["attention", "num_classes", "depth", "width"]
+        keys = ["backbone", "attention", "block_attention", "num_classes", "depth", "width"]
+        if meta.get("block_attention") is not None or mine["block_attention"] is not None:
+            keys += ["block_attention_position", "block_attention_stages", "block_attention_init"]
         if meta.get("attention") is not None or mine["attention"] is not None:
             # Settings of the attention blocks matter only where there are blocks; levels are a set.
             keys += ["attention_position", "attention_levels", "attention_init", "attention_kwargs"]
         # Checkpoints written before attention positions existed had their blocks on the backbone.
-        theirs = {"attention_position": "backbone", **meta}
+        theirs = {"attention_position": "backbone", "backbone": "cspdarknet", **meta}
         differing = [key for key in keys if key in theirs and _comparable(key, theirs[key]) != _comparable(key, mine[key])]
         if differing:
             hint = f" (it was trained with the exp '{meta['exp_name']}')" if meta.get("exp_name") else ""
@@ -201,19 +259,41 @@ class Exp(BaseExp):
         self.validate()
         if getattr(self, "model", None) is None:
             in_channels = [256, 512, 1024]
+            trunk = self.get_resnet_trunk() if self.backbone != "cspdarknet" else None
             backbone = YOLOPAFPN(
                 self.depth, self.width, in_channels=in_channels, act=self.act, depthwise=self.depthwise,
                 attention=self.attention, attention_levels=self.attention_levels,
                 attention_kwargs=dict(self.attention_kwargs), attention_init=self.attention_init,
-                attention_position=self.attention_position,
+                attention_position=self.attention_position, backbone=trunk,
             )
             head = YOLOXHead(self.num_classes, self.width, in_channels=in_channels, act=self.act,
                              depthwise=self.depthwise)
             self.model = YOLOX(backbone, head)
             self.finish_model(self.model)
+            if trunk is not None:
+                self.finish_resnet_trunk(trunk)
             if self.attention is not None:
                 self.warn_about_attention_cost(self.model)
         return self.model
+
+    def get_resnet_trunk(self) -> nn.Module:
+        """The ResNet trunk of ``backbone`` (torchvision's classes) with the exp's in-block attention."""
+        from yolox.models.resnet import ResNetTrunk
+
+        return ResNetTrunk(
+            self.backbone, block_attention=self.block_attention, block_attention_position=self.block_attention_position,
+            block_attention_stages=self.block_attention_stages, block_attention_kwargs=dict(self.block_attention_kwargs),
+            block_attention_init=self.block_attention_init, frozen_stages=self.freeze_backbone_stages,
+        )
+
+    def finish_resnet_trunk(self, trunk: nn.Module) -> None:
+        """Give the trunk back torchvision's BatchNorm eps (its ImageNet statistics assume it), load its weights."""
+        from yolox.models import init_bn
+        from yolox.models.resnet import load_resnet_weights
+
+        init_bn(trunk, eps=1e-5, momentum=0.03)
+        if self.backbone_weights:
+            load_resnet_weights(trunk, self.backbone_weights)
 
     def warn_about_attention_cost(self, model: nn.Module) -> None:
         """Log a warning when the attention blocks add more than 10% to the model's FLOPs at ``test_size``."""
