@@ -186,3 +186,18 @@ def test_loading_under_half_of_the_tensors_warns_about_the_model_size() -> None:
     assert lines[0].startswith("WARNING only 1 of the model's 6 tensors were loaded from the checkpoint")
     assert "(2 of another shape, 3 absent)" in lines[0]
     assert "another model size (the checkpoint's meta says depth 0.33, width 0.25)" in lines[0]
+
+
+def test_missing_best_checkpoint_lists_the_run_checkpoints(tmp_path: Path) -> None:
+    from yolox.utils.checkpoint import default_checkpoint
+
+    with pytest.raises(UserError, match=r"best_ckpt.pth does not exist and .* holds no checkpoint: train this exp"):
+        default_checkpoint(tmp_path)
+    for name in ("epoch_1_ckpt.pth", "last_epoch_ckpt.pth", "latest_ckpt.pth"):
+        atomic_save({"start_epoch": 1}, tmp_path / name)
+    with pytest.raises(UserError) as caught:
+        default_checkpoint(tmp_path)
+    assert (f"holds latest_ckpt.pth, last_epoch_ckpt.pth, epoch_1_ckpt.pth: pass one with -c, "
+            f"e.g. -c {tmp_path / 'latest_ckpt.pth'}") in str(caught.value)
+    atomic_save({"start_epoch": 1}, tmp_path / "best_ckpt.pth")
+    assert default_checkpoint(tmp_path) == tmp_path / "best_ckpt.pth"

@@ -85,7 +85,9 @@ def load_exp_model(
     from yolox.data.datasets import COCO_CLASSES
     from yolox.utils.predictor import load_inference_model, resolve_class_names
 
-    ckpt_path = Path(ckpt) if ckpt else Path(exp.output_dir) / exp.exp_name / "best_ckpt.pth"
+    from yolox.utils.checkpoint import default_checkpoint
+
+    ckpt_path = Path(ckpt) if ckpt else default_checkpoint(Path(exp.output_dir) / exp.exp_name)
     model, meta = load_inference_model(exp, ckpt_path, device, fuse=fuse)
     return model, resolve_class_names(meta, exp.resolved_class_names(), exp.num_classes, COCO_CLASSES)
 

@@ -75,7 +75,7 @@ def run_evaluation(args: argparse.Namespace) -> dict:
     from yolox.evaluators import COCOEvaluator
     from yolox.evaluators.coco_evaluator import check_backend
     from yolox.evaluators.inference import gather_inference
-    from yolox.utils.checkpoint import load_exact_weights
+    from yolox.utils.checkpoint import default_checkpoint, load_exact_weights
     from yolox.utils.device import resolve_device
     from yolox.utils.dist import get_local_rank, get_rank, get_world_size, is_distributed, is_main_process
     from yolox.utils.logger import setup_logger
@@ -106,7 +106,7 @@ def run_evaluation(args: argparse.Namespace) -> dict:
         evaluator.testdev_json = output_dir / "yolox_testdev_2017.json"
     ckpt_path = None
     if not args.speed:
-        ckpt_path = args.ckpt or str(output_dir / "best_ckpt.pth")
+        ckpt_path = args.ckpt or str(default_checkpoint(output_dir))
         load_exact_weights(model, ckpt_path, exp)
     model.to(device).eval()
     if args.fuse:

@@ -92,6 +92,24 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
         raise
 
 
+def default_checkpoint(run_dir: str | os.PathLike) -> Path:
+    """``<run_dir>/best_ckpt.pth``; when it is missing, a UserError that lists the checkpoints the run has."""
+    run_dir = Path(run_dir)
+    best = run_dir / "best_ckpt.pth"
+    if best.is_file():
+        return best
+    found = sorted(run_dir.glob("*_ckpt.pth")) if run_dir.is_dir() else []
+    order = {"latest_ckpt.pth": 0, "last_epoch_ckpt.pth": 1}
+    found.sort(key=lambda path: (order.get(path.name, 2), -path.stat().st_mtime))
+    if not found:
+        raise UserError(f"{best} does not exist and {run_dir} holds no checkpoint: train this exp first, "
+                        "or pass a checkpoint with -c")
+    names = ", ".join(path.name for path in found[:MAX_NAMES_SHOWN])
+    more = f" (+{len(found) - MAX_NAMES_SHOWN} more)" if len(found) > MAX_NAMES_SHOWN else ""
+    raise UserError(f"{best} does not exist (it is written at a run's first evaluation); {run_dir} holds "
+                    f"{names}{more}: pass one with -c, e.g. -c {found[0]}")
+
+
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     """Delete the temporary checkpoint files (``.<name>_ckpt.pth.*.tmp``) an interrupted save left in ``folder``."""
     folder = Path(folder)
