@@ -34,7 +34,7 @@ EXPECTED_CHANNELS = {
 def test_outputs_have_the_channels_and_strides_of_c3_c4_c5(name: str) -> None:
     """Shape-only check on the meta device, so the deep trunks cost no compute."""
     with torch.device("meta"):
-        trunk = ResNetTrunk(name, block_attention="se", block_attention_stages=("layer1", "layer4"))
+        trunk = ResNetTrunk(name)
         outputs = trunk(torch.zeros(2, 3, 96, 160))
     assert resnet_out_channels(name) == EXPECTED_CHANNELS[name] == trunk.out_channels
     assert list(outputs) == ["c3", "c4", "c5"]
@@ -43,7 +43,7 @@ def test_outputs_have_the_channels_and_strides_of_c3_c4_c5(name: str) -> None:
 
 
 def test_resnet18_runs_on_real_tensors_with_odd_sizes() -> None:
-    trunk = ResNetTrunk("resnet18").eval()
+    trunk = ResNetTrunk("resnet18", block_attention="se", block_attention_stages=("layer1", "layer4")).eval()
     outputs = trunk(torch.rand(1, 3, 64, 96) * 255)
     assert [tuple(t.shape) for t in outputs.values()] == [(1, 128, 8, 12), (1, 256, 4, 6), (1, 512, 2, 3)]
     assert all(torch.isfinite(t).all() for t in outputs.values())
@@ -292,3 +292,212 @@ def test_freezing_stops_gradients_and_keeps_batchnorm_statistics() -> None:
 def test_freezing_everything_leaves_nothing_trainable_without_attention() -> None:
     trunk = ResNetTrunk("resnet18", frozen_stages=4)
     assert not any(parameter.requires_grad for parameter in trunk.parameters())
+
+
+# ---------------------------------------------------------------------------- detectors from the exp
+
+
+def _resnet_exp(backbone: str = "resnet18", **settings):
+    """A small-input exp for a ResNet detector with ``settings`` applied."""
+    from yolox.exp.yolox_base import Exp
+
+    exp = Exp()
+    exp.backbone = backbone
+    exp.depth, exp.width = 0.33, 0.5 if backbone in ("resnet18", "resnet34") else 1.0
+    exp.num_classes = 3
+    exp.input_size = exp.test_size = (64, 64)
+    for key, value in settings.items():
+        setattr(exp, key, value)
+    return exp
+
+
+def _eval_output(exp, images: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    torch.manual_seed(seed)
+    model = exp.get_model().eval()
+    with torch.no_grad():
+        return model(images)
+
+
+@pytest.mark.parametrize(("backbone", "lateral"), [("resnet18", False), ("resnet50", True)])
+def test_detector_feeds_c3_c4_c5_through_the_neck_to_the_head(backbone: str, lateral: bool) -> None:
+    exp = _resnet_exp(backbone)
+    torch.manual_seed(0)
+    model = exp.get_model()
+    state = model.state_dict()
+    trunk_keys = [key[len("backbone.backbone."):] for key in state if key.startswith("backbone.backbone.")]
+    with torch.device("meta"):
+        reference = getattr(torchvision.models, backbone)(weights=None)
+    assert trunk_keys == [key for key in reference.state_dict() if not key.startswith("fc.")]
+    lateral_keys = [key for key in state if key.startswith("backbone.lateral.")]
+    assert bool(lateral_keys) == lateral
+    if lateral:  # 512/1024/2048 halved to the width-1.0 neck's 256/512/1024
+        assert [tuple(state[f"backbone.lateral.{level}.conv.weight"].shape[:2]) for level in ("c3", "c4", "c5")] == [
+            (256, 512), (512, 1024), (1024, 2048)]
+    model.eval()
+    with torch.no_grad():
+        output = model(torch.rand(2, 3, 64, 96) * 255)
+    assert tuple(output.shape) == (2, 8 * 12 + 4 * 6 + 2 * 3, 5 + 3)
+    if lateral:
+        return  # one training forward (below) is enough
+    model.train()
+    losses = model(torch.rand(1, 3, 64, 64) * 255, torch.tensor([[[1.0, 30.0, 30.0, 20.0, 16.0]]]))
+    assert torch.isfinite(losses["total_loss"])
+
+
+def test_stage_output_attention_lives_under_its_level_names() -> None:
+    exp = _resnet_exp(attention="se", attention_levels=("c3", "c5"))
+    state = exp.get_model().state_dict()
+    plain = _resnet_exp().get_model().state_dict()
+    new = sorted(set(state) - set(plain))
+    assert set(plain) <= set(state)
+    assert {key.split(".")[2] for key in new} == {"c3", "c5"} and all(key.startswith("backbone.attn.") for key in new)
+    assert state["backbone.attn.c5.fc_reduce.weight"].shape[1] == 512  # on the stage output itself
+
+
+def test_neck_position_works_unchanged_on_a_resnet() -> None:
+    exp = _resnet_exp(attention="cam", attention_position="both")
+    state = exp.get_model().state_dict()
+    levels = {key.split(".")[2] for key in state if key.startswith(("backbone.attn.", "backbone.neck_attn."))}
+    assert levels == {"c3", "c4", "c5", "pan3", "pan4", "pan5"}
+
+
+@pytest.mark.parametrize("position", BLOCK_ATTENTION_POSITIONS)
+def test_identity_init_attention_gives_exactly_the_plain_detector(position: str) -> None:
+    images = torch.rand(1, 3, 64, 64) * 255
+    plain = _eval_output(_resnet_exp(), images)
+    attentive = _eval_output(_resnet_exp(
+        attention="se", attention_init="identity", block_attention="se", block_attention_init="identity",
+        block_attention_position=position, block_attention_stages=("layer1", "layer2", "layer3", "layer4"),
+    ), images)
+    assert torch.equal(plain, attentive)
+
+
+def test_seed_gives_the_same_neck_and_head_with_or_without_block_attention() -> None:
+    torch.manual_seed(0)
+    plain = _resnet_exp().get_model().state_dict()
+    torch.manual_seed(0)
+    attentive = _resnet_exp(block_attention="cam", attention="se").get_model().state_dict()
+    for key, tensor in plain.items():
+        assert torch.equal(tensor, attentive[key]), key
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"backbone": "resnet20"}, "cspdarknet, resnet18, resnet34, resnet50, resnet101, resnet152"),
+        ({"attention": "se", "attention_levels": ("dark3",)}, "c3, c4, c5"),
+        ({"backbone": "cspdarknet", "attention": "se", "attention_levels": ("c3",)}, "dark3, dark4, dark5"),
+        ({"block_attention": "se", "block_attention_position": "inside"}, "standard, pre, post, identity"),
+        ({"block_attention": "se", "block_attention_stages": ("layer0",)}, "layer1, layer2, layer3, layer4"),
+        ({"block_attention": "nope"}, "unknown"),
+        ({"backbone": "cspdarknet", "block_attention": "se"}, "ResNet backbone"),
+        ({"backbone": "cspdarknet", "backbone_weights": "/x/resnet18.pth"}, "ResNet backbone"),
+        ({"freeze_backbone_stages": 7}, "0 .*4"),
+    ],
+)
+def test_bad_backbone_settings_are_clear_errors(settings: dict, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        _resnet_exp(**settings).get_model()
+
+
+def test_exp_loads_local_imagenet_weights_into_the_trunk(tmp_path) -> None:
+    imagenet = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "resnet18.pth"
+    torch.save(imagenet.state_dict(), path)
+    model = _resnet_exp(backbone_weights=str(path), block_attention="se").get_model()
+    trunk = model.backbone.backbone
+    assert torch.equal(trunk.layer4[1].conv2.weight, imagenet.layer4[1].conv2.weight)
+    assert torch.equal(trunk.bn1.running_var, imagenet.bn1.running_var)
+    assert trunk.bn1.eps == imagenet.bn1.eps  # the trunk keeps torchvision's BatchNorm eps for its statistics
+    with pytest.raises(UserError, match="missing.pth: no such file"):
+        _resnet_exp(backbone_weights=str(tmp_path / "missing.pth")).get_model()
+
+
+def test_frozen_stages_stay_out_of_the_optimizer() -> None:
+    exp = _resnet_exp(freeze_backbone_stages=3, block_attention="se")
+    model = exp.get_model()
+    optimizer = exp.get_optimizer(batch_size=2)
+    in_groups = [id(p) for group in optimizer.param_groups for p in group["params"]]
+    trainable = [id(p) for p in model.parameters() if p.requires_grad]
+    assert sorted(in_groups) == sorted(trainable) and len(set(in_groups)) == len(in_groups)
+    assert not model.backbone.backbone.layer3[0].conv1.weight.requires_grad
+    assert model.backbone.backbone.layer3[0].attention.fc_reduce.weight.requires_grad
+    assert model.backbone.backbone.layer4[0].conv1.weight.requires_grad
+
+
+def test_meta_records_the_backbone_and_refuses_another() -> None:
+    exp = _resnet_exp(block_attention="se")
+    meta = exp.meta()
+    assert meta["backbone"] == "resnet18" and meta["block_attention"] == "se"
+    assert meta["block_attention_stages"] == ["layer3", "layer4"]
+    with pytest.raises(UserError, match="backbone='resnet18'"):
+        _resnet_exp("resnet34").check_meta(meta, "model.pth")
+
+
+@pytest.mark.parametrize("exp_file", ["yolox_r18_se.py", "yolox_r18_cam.py", "yolox_r50_cam.py",
+                                      "yolox_r18_se_blocks.py"])
+def test_resnet_exps_build(exp_file: str) -> None:
+    from tests.conftest import REPO_ROOT
+    from yolox.exp import get_exp
+
+    exp = get_exp(str(REPO_ROOT / "exps" / "resnet" / exp_file))
+    exp.test_size = (64, 64)
+    model = exp.get_model().eval()
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 64, 64) * 255).shape == (1, 84, 85)
+    attention_keys = [key for key in model.state_dict() if "attn." in key or ".attention." in key]
+    assert attention_keys
+
+
+@pytest.mark.parametrize("variant", ["stage_outputs", "in_block"])
+def test_onnx_export_matches_pytorch(variant: str, tmp_path) -> None:
+    onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e .[dev])")
+    from yolox.utils.export import export_metadata, export_onnx, prepare_for_export
+
+    settings = ({"attention": "cam", "attention_levels": ("c3", "c4", "c5")} if variant == "stage_outputs"
+                else {"block_attention": "se", "block_attention_position": "identity"})
+    exp = _resnet_exp(**settings)
+    torch.manual_seed(0)
+    model = prepare_for_export(exp.get_model(), decode_in_inference=True)
+    metadata = export_metadata(exp, None, (64, 64), decode_in_inference=True)
+    path = export_onnx(model, tmp_path / "model.onnx", (64, 64), metadata)
+    images = torch.rand(2, 3, 64, 64) * 255
+    with torch.no_grad():
+        expected = model(images).numpy()
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    actual = session.run(None, {"images": images.numpy()})[0]
+    assert actual.shape == expected.shape
+    assert abs(actual[..., :4] - expected[..., :4]).max() < 1e-2  # boxes in pixels
+    assert abs(actual[..., 4:] - expected[..., 4:]).max() < 1e-4  # objectness and class scores
+
+
+def _generated_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    """Two 96x96 images with bright rectangles on grey and their targets (class, cx, cy, w, h)."""
+    images = torch.full((2, 3, 96, 96), 114.0)
+    boxes = [[(0, 10, 12, 40, 44), (1, 50, 48, 90, 80)], [(2, 20, 50, 60, 90), (0, 60, 8, 92, 40)]]
+    targets = torch.zeros(2, 10, 5)
+    colours = {0: (255.0, 40.0, 40.0), 1: (40.0, 255.0, 40.0), 2: (40.0, 40.0, 255.0)}
+    for image, image_boxes in enumerate(boxes):
+        for row, (cls, x1, y1, x2, y2) in enumerate(image_boxes):
+            images[image, :, y1:y2, x1:x2] = torch.tensor(colours[cls]).reshape(3, 1, 1)
+            targets[image, row] = torch.tensor([cls, (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])
+    return images, targets
+
+
+@pytest.mark.slow
+def test_short_training_of_an_se_resnet18_lowers_the_loss() -> None:
+    exp = _resnet_exp(attention="se", block_attention="se", warmup_epochs=0, basic_lr_per_img=0.01 / 2)
+    exp.input_size = (96, 96)
+    torch.manual_seed(0)
+    model = exp.get_model().train()
+    optimizer = exp.get_optimizer(batch_size=2)
+    images, targets = _generated_batch()
+    losses = []
+    for _ in range(15):
+        loss = model(images, targets)["total_loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3, losses

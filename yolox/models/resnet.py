@@ -26,7 +26,7 @@ from loguru import logger
 from torch import nn
 from torchvision.models import resnet as tv_resnet
 
-from yolox.models.attention import build_attention
+from yolox.models.attention import attention_rng, build_attention
 from yolox.utils.errors import UserError
 
 __all__ = [
@@ -236,7 +236,7 @@ class ResNetTrunk(nn.Module):
         )
         if block_attention is not None:
             # Built under a forked RNG: the same seed gives the same non-attention weights whatever the attention.
-            with torch.random.fork_rng(devices=[]):
+            with attention_rng():
                 for stage in self.block_attention_stages:
                     for block in getattr(self, stage):
                         channels = block_attention_channels(block, self.block_attention_position)

@@ -99,7 +99,7 @@ def apply_attention(
 
 
 class YOLOPAFPN(nn.Module):
-    """CSPDarknet backbone with a top-down then bottom-up CSP path aggregation neck (YOLOX)."""
+    """CSPDarknet (or a given backbone) with a top-down then bottom-up CSP path aggregation neck (YOLOX)."""
 
     def __init__(
         self,
@@ -114,9 +114,18 @@ class YOLOPAFPN(nn.Module):
         attention_kwargs: Mapping | None = None,
         attention_init: str = "paper",
         attention_position: str = "backbone",
+        backbone: nn.Module | None = None,
     ) -> None:
-        """Build the neck; ``attention_levels`` None means every level of ``attention_position``."""
+        """Build the neck; ``attention_levels`` None means every level of ``attention_position``.
+
+        ``backbone`` replaces CSPDarknet with a module returning a dict of its ``out_features`` (three
+        names) whose ``out_channels`` the neck takes: a 1x1 BaseConv under ``lateral.<level>`` maps a
+        level to ``in_channels * width`` where the two differ. Backbone-position attention then sits
+        on the backbone's own outputs, before those laterals.
+        """
         super().__init__()
+        if backbone is not None:
+            in_features = tuple(backbone.out_features)
         if len(in_features) != 3 or len(in_channels) != 3:
             raise ValueError(
                 f"YOLOPAFPN needs three input levels, got in_features={tuple(in_features)} "
@@ -126,9 +135,19 @@ class YOLOPAFPN(nn.Module):
         self.in_channels = tuple(in_channels)
         position = normalize_attention_position(attention_position)
         levels = resolve_attention_levels(position, attention_levels, self.in_features)
-        self.backbone = CSPDarknet(depth, width, out_features=in_features, depthwise=depthwise, act=act)
-        Conv = conv_class(depthwise)
         c3, c4, c5 = (int(channels * width) for channels in in_channels)
+        if backbone is None:
+            backbone = CSPDarknet(depth, width, out_features=in_features, depthwise=depthwise, act=act)
+            backbone_out_channels = (c3, c4, c5)
+        else:
+            backbone_out_channels = tuple(backbone.out_channels)
+        self.backbone = backbone
+        self.lateral = nn.ModuleDict({
+            level: BaseConv(channels, neck_channels, 1, 1, act=act)
+            for level, channels, neck_channels in zip(self.in_features, backbone_out_channels, (c3, c4, c5), strict=True)
+            if channels != neck_channels
+        })
+        Conv = conv_class(depthwise)
         num_blocks = round(3 * depth)
 
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
@@ -150,7 +169,7 @@ class YOLOPAFPN(nn.Module):
         self.attn = nn.ModuleDict()
         self.neck_attn = nn.ModuleDict()
         if attention is not None:
-            backbone_channels = dict(zip(self.in_features, (c3, c4, c5), strict=True))
+            backbone_channels = dict(zip(self.in_features, backbone_out_channels, strict=True))
             neck_channels = dict(zip(NECK_LEVELS, (c3, c4, c5), strict=True))
             backbone_channels = {level: ch for level, ch in backbone_channels.items() if level in levels}
             neck_channels = {level: ch for level, ch in neck_channels.items() if level in levels}
@@ -167,6 +186,7 @@ class YOLOPAFPN(nn.Module):
         check_input_size(images)
         features: dict[str, torch.Tensor] = self.backbone(images)
         x2, x1, x0 = apply_attention(self.attn, self.in_features, [features[name] for name in self.in_features])
+        x2, x1, x0 = apply_attention(self.lateral, self.in_features, (x2, x1, x0))
 
         fpn_out0 = self.lateral_conv0(x0)
         f_out0 = self.C3_p4(torch.cat([self.upsample(fpn_out0), x1], 1))
