@@ -18,8 +18,15 @@ from yolox.models.attention import ResidualScaledAttention, _ATTENTION_REGISTRY
 
 # Inputs this close to 0 carry no information about the gate (0 * g = 0).
 MIN_INPUT_MAGNITUDE = 1e-6
-# A gate whose values vary less than this over H x W within every channel is a channel gate.
+# Registered blocks whose gate has one value per channel; another block counts as one when its gate is flat
+# (varies less than FLAT_GATE_TOLERANCE over H x W) in every channel.
+CHANNEL_BLOCKS = ("se", "eca", "soca")
 FLAT_GATE_TOLERANCE = 1e-3
+
+
+def _registered_name(block: nn.Module) -> str | None:
+    inner = block.block if isinstance(block, ResidualScaledAttention) else block
+    return next((name for name, cls in _ATTENTION_REGISTRY.items() if type(inner) is cls), None)
 
 
 def find_attention_blocks(model: nn.Module) -> dict[str, nn.Module]:
@@ -120,7 +127,11 @@ class AttentionProbe:
             spatial = self._spatial_gates.get(name)
             if spatial is None:
                 spatial = torch.nanmean(gate, dim=1)
-            is_channel = bool((spread <= FLAT_GATE_TOLERANCE * channel.abs().clamp(min=1.0)).all())
+            registered = _registered_name(self.blocks[name])
+            if registered is not None:
+                is_channel = registered in CHANNEL_BLOCKS
+            else:
+                is_channel = bool((spread <= FLAT_GATE_TOLERANCE * channel.abs().clamp(min=1.0)).all())
             result[name] = AttentionMaps(channel=channel, spatial=spatial, is_channel_block=is_channel)
         return result
 
