@@ -35,6 +35,7 @@ setup(
         "onnx": ["onnx", "onnxruntime"],
         "tensorboard": ["tensorboard"],
         "fast-eval": ["faster-coco-eval"],
+        "plot": ["matplotlib"],
         "wandb": ["wandb"],
         # The tracking client only; a full "mlflow" install (server, UI) works the same.
         "mlflow": ["mlflow-skinny"],
