@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,18 @@ def test_unreadable_training_image_is_skipped_when_asked(make_exp_file, shapes_d
     trainer.train()
     log = (trainer.file_name / "train_log.txt").read_text()
     assert f"skipped unreadable image {bad}" in log
+
+
+def test_a_read_only_output_folder_is_one_clear_error(make_exp_file, tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a read-only tmpfs needs root")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,ro", "tmpfs", str(folder)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        with pytest.raises(UserError, match=r"cannot write to the run folder .*ro.tiny: the folder is on a read-only "
+                                            r"file system; choose a writable output_dir"):
+            _trainer(make_exp_file(output_dir=folder))
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)

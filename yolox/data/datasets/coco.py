@@ -42,10 +42,10 @@ def load_coco_json(path: Path, data_dir_origin: str) -> Dict[str, Any]:
     return data
 
 
-def check_image_ids(data: Dict[str, Any], path: Path) -> None:
+def check_image_ids(data: dict[str, Any], path: Path) -> None:
     """Duplicate image ids are an error (pycocotools keeps one and gives it the other's boxes); boxes of
     image ids absent from ``images`` are ignored with one warning."""
-    file_by_id: Dict[Any, str] = {}
+    file_by_id: dict[Any, str] = {}
     for image in data["images"]:
         if not isinstance(image, dict) or "id" not in image:
             raise UserError(f"annotation file {path}: image entry {image!r} has no 'id'")

@@ -117,7 +117,7 @@ def without_startup_image_check() -> Iterator[None]:
         _startup_image_check.reset(token)
 
 
-def image_problem(record: ImageRecord) -> Optional[str]:
+def image_problem(record: ImageRecord) -> str | None:
     """What is wrong with the image file of ``record`` after a full decode ("missing", ...), or None."""
     if not record.path.is_file():
         return "missing"
@@ -416,7 +416,7 @@ class DetectionDataset(Dataset):
         record = self.records[index]
         return img, self._labels[index].copy(), (record.height, record.width), record.image_id
 
-    def _first_decodable(self, index: int) -> Tuple[int, np.ndarray]:
+    def _first_decodable(self, index: int) -> tuple[int, np.ndarray]:
         """``(index, resized image)`` of ``index`` or, when skipping bad images, of the next one that decodes."""
         for offset in range(len(self)):
             candidate = (index + offset) % len(self)
