@@ -8,11 +8,14 @@ blocks (SE, ECA, SOCA), a bar chart of the channel gates; plus one strip per ima
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from yolox.cli.common import EXIT_OK, EXIT_USER_ERROR, USER_ERRORS, add_exp_arguments, add_tsize_argument, report_error
 from yolox.utils.errors import UserError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 STRIP_HEIGHT = 192  # height of each panel in the per-image strip
@@ -43,7 +46,7 @@ def list_images(path: Path) -> list[Path]:
     raise UserError(f"--path {path} does not exist: give an image or a folder of images")
 
 
-def overlay(image, attention_map, ratio: float, input_hw: tuple[int, int]):
+def overlay(image: np.ndarray, attention_map: np.ndarray, ratio: float, input_hw: tuple[int, int]) -> np.ndarray:
     """``attention_map`` (h x w, any scale) stretched to 0..1, taken back to the image and blended over it."""
     import cv2
     import numpy as np
@@ -59,7 +62,7 @@ def overlay(image, attention_map, ratio: float, input_hw: tuple[int, int]):
     return cv2.addWeighted(image, 0.5, heat, 0.5, 0)
 
 
-def bar_chart(gates) -> "np.ndarray":  # noqa: F821
+def bar_chart(gates: np.ndarray) -> np.ndarray:
     """Channel gates (0..1) as a white picture of bars, one column per channel, a grey line at 0.5."""
     import cv2
     import numpy as np
@@ -75,7 +78,7 @@ def bar_chart(gates) -> "np.ndarray":  # noqa: F821
     return chart
 
 
-def _label(panel, text: str):
+def _label(panel: np.ndarray, text: str) -> np.ndarray:
     import cv2
 
     cv2.putText(panel, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
