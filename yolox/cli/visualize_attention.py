@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     import numpy as np
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-STRIP_HEIGHT = 192  # height of each panel in the per-image strip
 BAR_CHART_SIZE = (160, 256)  # (height, minimum width)
 
 
@@ -29,6 +28,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--path", required=True, help="an image or a folder of images")
     parser.add_argument("--save_dir", default=None, help="output folder (default: <output_dir>/<exp_name>/attention_maps)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--strip_height", type=int, default=192, help="panel height in the per-image strip (pixels)")
     add_tsize_argument(parser)
     add_exp_arguments(parser, ckpt_help="checkpoint (default: <output_dir>/<exp_name>/best_ckpt.pth)")
     return parser
@@ -81,8 +81,9 @@ def bar_chart(gates: np.ndarray) -> np.ndarray:
 def _label(panel: np.ndarray, text: str) -> np.ndarray:
     import cv2
 
-    cv2.putText(panel, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(panel, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.35, 1)
+    cv2.rectangle(panel, (0, 0), (width + 4, height + baseline + 4), (0, 0, 0), -1)
+    cv2.putText(panel, text, (2, height + 2), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1, cv2.LINE_AA)
     return panel
 
 
@@ -107,6 +108,8 @@ def visualize(args: argparse.Namespace) -> list[Path]:
         raise UserError(f"the model of exp {exp.exp_name} has no attention block (attention={exp.attention!r}): "
                         "give an exp or override with attention set, e.g. attention cam")
     save_dir = Path(args.save_dir) if args.save_dir else Path(exp.output_dir) / exp.exp_name / "attention_maps"
+    if args.strip_height < 16:
+        raise UserError(f"--strip_height {args.strip_height} is too small: use at least 16 pixels")
     save_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for image_path in images:
@@ -116,21 +119,21 @@ def visualize(args: argparse.Namespace) -> list[Path]:
         tensor, ratio = preproc(image, input_hw)
         with torch.inference_mode():
             model(torch.from_numpy(tensor).unsqueeze(0).to(device))
-        panels = [_label(cv2.resize(image, (round(image.shape[1] * STRIP_HEIGHT / image.shape[0]), STRIP_HEIGHT)),
+        panels = [_label(cv2.resize(image, (round(image.shape[1] * args.strip_height / image.shape[0]), args.strip_height)),
                          image_path.name)]
         for name, maps in probe.maps().items():
             if maps.is_channel_block:
                 gates = maps.channel[0].float().cpu().numpy()
                 picture = bar_chart(gates)
-                caption = f"{name} channel gates {np.nanmin(gates):.2f}..{np.nanmax(gates):.2f}"
+                caption = f"{name.rsplit('.', 1)[-1]} channels {np.nanmin(gates):.2f}-{np.nanmax(gates):.2f}"
             else:
                 spatial = maps.spatial[0].float().cpu().numpy()
                 picture = overlay(image, spatial, ratio, input_hw)
-                caption = f"{name} {spatial.shape[0]}x{spatial.shape[1]} gate {spatial.min():.2f}..{spatial.max():.2f}"
+                caption = f"{name.rsplit('.', 1)[-1]} {spatial.shape[0]}x{spatial.shape[1]} {spatial.min():.2f}-{spatial.max():.2f}"
             path = save_dir / f"{image_path.stem}_{name.replace('.', '_')}.png"
             cv2.imwrite(str(path), picture)
             written.append(path)
-            scaled = cv2.resize(picture, (round(picture.shape[1] * STRIP_HEIGHT / picture.shape[0]), STRIP_HEIGHT))
+            scaled = cv2.resize(picture, (round(picture.shape[1] * args.strip_height / picture.shape[0]), args.strip_height))
             panels.append(_label(scaled, caption))
         probe.clear()
         strip_path = save_dir / f"{image_path.stem}_attention.png"
