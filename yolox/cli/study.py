@@ -42,7 +42,8 @@ def make_report_parser() -> argparse.ArgumentParser:
     """Flags of ``tools/study.py report``."""
     parser = argparse.ArgumentParser("yolox study report", description="Aggregate the finished runs of a study.")
     parser.add_argument("study_dir", help="the study folder (holds study_plan.json)")
-    parser.add_argument("--device", default="cpu", help="device for the latency column (default cpu)")
+    parser.add_argument("--device", default="auto",
+                        help="auto (a GPU latency column too when CUDA is present), cpu or cuda[:N]")
     return parser
 
 
@@ -108,15 +109,16 @@ def run_study(args: argparse.Namespace) -> int:
             print(f"[{position}/{len(runs)}] {run.label}: stopped with exit code {code}; run the same command "
                   "again to continue", file=sys.stderr, flush=True)
             break
-    write_and_print_report(study_dir, "cpu")
+    write_and_print_report(study_dir, args.device)
     return code
 
 
 def write_and_print_report(study_dir: Path, device: str) -> None:
     """Aggregate the finished runs, write study.md/csv/json (and study.png) and print the tables."""
     from yolox.study.report import build_report, write_report
+    from yolox.utils.device import resolve_device
 
-    report = build_report(Path(study_dir), device=device)
+    report = build_report(Path(study_dir), device=str(resolve_device(device)))
     paths = write_report(report, Path(study_dir))
     print(report.markdown, flush=True)
     print("wrote " + ", ".join(str(path) for path in paths), flush=True)
