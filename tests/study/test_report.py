@@ -56,7 +56,7 @@ def test_figures_match_a_hand_computation(study_dir: Path):
     assert se["mean"] == pytest.approx(1.0333333)
     assert se["ci_low"] > 0 and se["verdict"] == "helps"
     assert report.noise_floor["std"] == pytest.approx(1.0)
-    assert report.missing == ["cam/seed2 (interrupted: run the study again to continue it)"]
+    assert report.missing == ["cam/seed2 (running, or interrupted: the same study command continues it)"]
     assert report.curves["none"][0] == pytest.approx({1: 15.0, 2: 30.0})
 
 

@@ -39,7 +39,7 @@ def test_study_runs_restarts_and_reports(tmp_path: Path, tiny_overrides, monkeyp
 
     # The partial report lists the interrupted run and still reports the rest.
     assert study_main(["report", str(study_dir)]) == 0
-    assert "cam/seed1 (interrupted" in (study_dir / "study.md").read_text()
+    assert "cam/seed1 (running, or interrupted" in (study_dir / "study.md").read_text()
 
     assert study_main(argv) == 0
     for name, mtime in finished.items():

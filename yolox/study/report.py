@@ -154,7 +154,7 @@ def _finite(value: float) -> float | None:
 
 def _missing_note(run: Run) -> str:
     if (run.run_dir / "latest_ckpt.pth").is_file():
-        return f"{run.label} (interrupted: run the study again to continue it)"
+        return f"{run.label} (running, or interrupted: the same study command continues it)"
     return f"{run.label} (not run yet)"
 
 
