@@ -348,7 +348,7 @@ class Trainer:
         if self.rank == 0:
             logger.info(f"epoch {self.epoch + 1} evaluation: AP50:95 {ap50_95:.4f}, AP50 {ap50:.4f}\n{summary}")
             if self.metrics is not None:
-                figures = {"ap50_95": float(ap50_95), "ap50": float(ap50), **coco_figures_from_summary(summary)}
+                figures = {**coco_figures_from_summary(summary), "ap50_95": float(ap50_95), "ap50": float(ap50)}
                 self.metrics.write("eval", epoch=self.epoch + 1, iteration=self.completed_iters, **figures,
                                    wall_time_s=round(time.perf_counter() - self._train_start_time, 3),
                                    images_seen=self.completed_iters * self.args.batch_size)
