@@ -83,9 +83,8 @@ def load_exp_model(
     from pathlib import Path
 
     from yolox.data.datasets import COCO_CLASSES
-    from yolox.utils.predictor import load_inference_model, resolve_class_names
-
     from yolox.utils.checkpoint import default_checkpoint
+    from yolox.utils.predictor import load_inference_model, resolve_class_names
 
     ckpt_path = Path(ckpt) if ckpt else default_checkpoint(Path(exp.output_dir) / exp.exp_name)
     model, meta = load_inference_model(exp, ckpt_path, device, fuse=fuse)
