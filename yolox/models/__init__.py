@@ -21,6 +21,7 @@ from yolox.models.network_blocks import (
     get_activation,
     init_bn,
 )
+from yolox.models.resnet import RESNET_BACKBONES, ResNetTrunk, load_resnet_weights
 from yolox.models.yolo_fpn import YOLOFPN
 from yolox.models.yolo_head import YOLOXHead
 from yolox.models.yolo_pafpn import (
@@ -46,7 +47,9 @@ __all__ = [
     "Focus",
     "IOUloss",
     "NECK_LEVELS",
+    "RESNET_BACKBONES",
     "ResLayer",
+    "ResNetTrunk",
     "SPPBottleneck",
     "YOLOFPN",
     "YOLOPAFPN",
@@ -57,6 +60,7 @@ __all__ = [
     "build_attention",
     "get_activation",
     "init_bn",
+    "load_resnet_weights",
     "normalize_attention_name",
     "normalize_attention_position",
     "register_attention",
