@@ -1,7 +1,11 @@
 """Shared fixtures: the location of the reference facts measured from the official YOLOX, BatchNorm set-ups."""
 
-from collections.abc import Callable
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -62,3 +66,24 @@ def randomize_batchnorm() -> Callable[..., None]:
 def calibrate_batchnorm() -> Callable[..., None]:
     """``calibrate_batchnorm(model, *batches)``: BatchNorm statistics of the batches, so outputs are not flat."""
     return _calibrate_batchnorm
+
+
+@contextmanager
+def _small_tmpfs(folder: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted at ``folder`` (root only; the test skips elsewhere), always unmounted afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.fixture(scope="session")
+def small_tmpfs() -> Callable[[Path, str], Any]:
+    """``with small_tmpfs(folder, "size=64k,ro") as folder:`` a full or read-only disk for write-failure tests."""
+    return _small_tmpfs

@@ -214,3 +214,16 @@ def test_export_tools_reject_bad_checkpoints(tmp_path, checkpoint, capsys, tool)
     error = capsys.readouterr().err
     assert "num_classes" in error and "3" in error and "4" in error
     assert not Path(out).exists()
+
+
+@pytest.mark.parametrize("exporter", ["onnx", "torchscript"])
+def test_export_to_a_read_only_folder_is_one_clear_error(tmp_path, tiny_model, small_tmpfs, exporter):
+    _, model = tiny_model(None)
+    export = {"onnx": export_onnx, "torchscript": export_torchscript}[exporter]
+    with small_tmpfs(tmp_path / "ro", "size=64k,ro") as folder:
+        target = folder / f"model.{exporter}"
+        with pytest.raises(UserError) as caught:
+            export(prepare_for_export(model, True), target, (64, 64), {})
+    message = str(caught.value)
+    assert message == f"cannot write the export {target}: the folder is on a read-only file system; " \
+                      "choose another output path"

@@ -2,9 +2,6 @@
 
 import os
 import random
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -114,23 +111,8 @@ def test_rng_state_round_trip_through_a_weights_only_file(tmp_path: Path) -> Non
     assert torch.equal(expected[3], again[3])
 
 
-@contextmanager
-def _small_tmpfs(folder: Path, options: str) -> Iterator[Path]:
-    """A tmpfs mounted at ``folder`` (root only; the test skips elsewhere), always unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    folder.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
-
-
-def test_full_disk_is_one_clear_error_and_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
-    with _small_tmpfs(tmp_path / "disk", "size=256k") as disk:
+def test_full_disk_is_one_clear_error_and_keeps_the_previous_checkpoint(tmp_path: Path, small_tmpfs) -> None:
+    with small_tmpfs(tmp_path / "disk", "size=256k") as disk:
         save_checkpoint({"model": {"w": torch.zeros(1000)}, "start_epoch": 1}, False, disk, "latest")
         with pytest.raises(CheckpointWriteError) as caught:
             save_checkpoint({"model": {"w": torch.zeros(200_000)}, "start_epoch": 2}, False, disk, "latest")
@@ -141,8 +123,8 @@ def test_full_disk_is_one_clear_error_and_keeps_the_previous_checkpoint(tmp_path
         assert [p.name for p in disk.iterdir()] == ["latest_ckpt.pth"]
 
 
-def test_read_only_folder_is_one_clear_error(tmp_path: Path) -> None:
-    with _small_tmpfs(tmp_path / "ro", "size=64k,ro") as folder:
+def test_read_only_folder_is_one_clear_error(tmp_path: Path, small_tmpfs) -> None:
+    with small_tmpfs(tmp_path / "ro", "size=64k,ro") as folder:
         with pytest.raises(CheckpointWriteError, match=r"cannot write checkpoint .*ro.latest_ckpt.pth: the folder is "
                                                        r"on a read-only file system .nothing was written"):
             save_checkpoint({"start_epoch": 1}, False, folder, "latest")

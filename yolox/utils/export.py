@@ -8,12 +8,15 @@ boxes are decoded) is stored in ONNX ``metadata_props`` and in a JSON extra file
 
 import json
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 
+from yolox.utils.checkpoint import describe_write_error
 from yolox.utils.errors import UserError
 from yolox.utils.onnx_inference import (
     DEFAULT_STRIDES,
@@ -76,8 +79,21 @@ def _check_output_path(output_path: Union[str, Path]) -> Path:
     path = Path(output_path)
     if path.is_dir():
         raise UserError(f"output {path} is a folder: give a file name such as {path / 'model.onnx'}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with _writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Turn a failed write of ``path`` (full disk, read-only folder) into one UserError naming path and cause."""
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        cause = describe_write_error(err)
+        if isinstance(err, RuntimeError) and cause.startswith("RuntimeError"):
+            raise  # not a write failure: a real export error keeps its traceback
+        raise UserError(f"cannot write the export {path}: {cause}; choose another output path") from err
 
 
 def simplify_onnx(onnx_model: Any) -> Any:
@@ -117,7 +133,7 @@ def export_onnx(
         input_axes.update({2: "height", 3: "width"})
         output_axes[1] = "anchors"
     dummy = torch.zeros(1, 3, int(input_hw[0]), int(input_hw[1]))
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _writing(path):
         # The legacy exporter announces its deprecation on every call; the choice is documented above.
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=FutureWarning)
@@ -139,7 +155,8 @@ def export_onnx(
         entry = onnx_model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.checker.check_model(onnx_model)
-    onnx.save(onnx_model, str(path))
+    with _writing(path):
+        onnx.save(onnx_model, str(path))
     return path
 
 
@@ -160,7 +177,7 @@ def export_torchscript(
     """Trace an eval-mode ``model`` at ``input_hw`` and save it with ``metadata`` as an extra file."""
     path = _check_output_path(output_path)
     dummy = torch.zeros(1, 3, int(input_hw[0]), int(input_hw[1]))
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), _writing(path):
         # torch.jit announces its deprecation on every call; tracing still is the portable format asked for.
         warnings.filterwarnings("ignore", category=FutureWarning)
         # The exported model's parity is checked by the tests, so skip trace's slower re-run check.
