@@ -86,7 +86,7 @@ class YOLOXHead(nn.Module):
 
         The train-mode tuple is ``(total, 5 x iou, obj, cls, l1, foreground anchors per box)``.
         """
-        raw_outputs, raw_boxes, level_shapes = [], [], []
+        outputs, raw_boxes, raw_objs, raw_classes, level_shapes = [], [], [], [], []
         for level, x in enumerate(xin):
             x = self.stems[level](x)
             cls_feat = self.cls_convs[level](x)
@@ -94,28 +94,33 @@ class YOLOXHead(nn.Module):
             box = self.reg_preds[level](reg_feat)
             obj = self.obj_preds[level](reg_feat)
             cls = self.cls_preds[level](cls_feat)
-            if not self.training:
-                obj, cls = obj.sigmoid(), cls.sigmoid()
-            raw_outputs.append(torch.cat([box, obj, cls], 1).flatten(start_dim=2))
-            if self.training and self.use_l1:
-                raw_boxes.append(box.flatten(start_dim=2))
             level_shapes.append(x.shape[-2:])
-        # [B, A, 5 + C] with anchors ordered level by level, row-major inside a level.
-        outputs = torch.cat(raw_outputs, dim=2).permute(0, 2, 1)
+            if self.training:
+                # Kept apart: slicing one [B, A, 5 + C] tensor costs a full-size gradient per slice.
+                raw_boxes.append(box.flatten(start_dim=2))
+                raw_objs.append(obj.flatten(start_dim=1))
+                raw_classes.append(cls.flatten(start_dim=2))
+            else:
+                outputs.append(torch.cat([box, obj.sigmoid(), cls.sigmoid()], 1).flatten(start_dim=2))
 
         if self.training:
             if labels is None:
                 raise ValueError("YOLOXHead in train mode needs labels [B, max_labels, 5]: call model.eval() to predict")
             # Decode and compute the losses in float32, also under autocast, so exp() cannot overflow.
-            outputs = outputs.float()
-            grids, strides = self._anchor_grid(level_shapes, outputs.dtype, outputs.device)
-            decoded = self._decode(outputs, grids, strides)
-            origin_boxes = torch.cat(raw_boxes, dim=2).permute(0, 2, 1).float() if self.use_l1 else None
-            return self.get_losses(decoded, origin_boxes, labels, grids, strides)
+            # Anchors are ordered level by level, row-major inside a level.
+            box_outputs = torch.cat(raw_boxes, dim=2).permute(0, 2, 1).float()  # [B, A, 4]
+            obj_preds = torch.cat(raw_objs, dim=1).float()  # [B, A]
+            cls_preds = torch.cat(raw_classes, dim=2).permute(0, 2, 1).float()  # [B, A, C]
+            grids, strides = self._anchor_grid(level_shapes, box_outputs.dtype, box_outputs.device)
+            box_preds = self._decode_boxes(box_outputs, grids, strides)
+            origin_boxes = box_outputs if self.use_l1 else None
+            return self.get_losses(box_preds, obj_preds, cls_preds, origin_boxes, labels, grids, strides)
+        # [B, A, 5 + C] with anchors ordered level by level, row-major inside a level.
+        output = torch.cat(outputs, dim=2).permute(0, 2, 1)
         if self.decode_in_inference:
-            grids, strides = self._anchor_grid(level_shapes, outputs.dtype, outputs.device)
-            return self._decode(outputs, grids, strides)
-        return outputs
+            grids, strides = self._anchor_grid(level_shapes, output.dtype, output.device)
+            return self._decode(output, grids, strides)
+        return output
 
     def _anchor_grid(
         self, level_shapes: Sequence[Tuple[int, int]], dtype: torch.dtype, device: torch.device
@@ -129,28 +134,37 @@ class YOLOXHead(nn.Module):
         return torch.cat(grids).to(dtype), torch.cat(strides).to(dtype)
 
     @staticmethod
-    def _decode(outputs: torch.Tensor, grids: torch.Tensor, strides: torch.Tensor) -> torch.Tensor:
+    def _decode_boxes(box_outputs: torch.Tensor, grids: torch.Tensor, strides: torch.Tensor) -> torch.Tensor:
+        """Turn raw box offsets ``[..., 4]`` into (cx, cy, w, h) in input pixels."""
+        centers = (box_outputs[..., :2] + grids) * strides
+        sizes = torch.exp(box_outputs[..., 2:4]) * strides
+        return torch.cat([centers, sizes], dim=-1)
+
+    @classmethod
+    def _decode(cls, outputs: torch.Tensor, grids: torch.Tensor, strides: torch.Tensor) -> torch.Tensor:
         """Turn raw box offsets into (cx, cy, w, h) in input pixels; other channels pass through."""
-        centers = (outputs[..., :2] + grids) * strides
-        sizes = torch.exp(outputs[..., 2:4]) * strides
-        return torch.cat([centers, sizes, outputs[..., 4:]], dim=-1)
+        return torch.cat([cls._decode_boxes(outputs[..., :4], grids, strides), outputs[..., 4:]], dim=-1)
 
     def get_losses(
         self,
-        outputs: torch.Tensor,
+        box_preds: torch.Tensor,
+        obj_preds: torch.Tensor,
+        cls_preds: torch.Tensor,
         origin_boxes: Optional[torch.Tensor],
         labels: torch.Tensor,
         grids: torch.Tensor,
         strides: torch.Tensor,
     ) -> LossTuple:
-        """Assign targets with SimOTA and return ``(total, 5 x iou, obj, cls, l1, fg per box)``."""
-        if labels.dim() != 3 or labels.shape[0] != outputs.shape[0] or labels.shape[2] != 5:
+        """Assign targets with SimOTA and return ``(total, 5 x iou, obj, cls, l1, fg per box)``.
+
+        Predictions are decoded boxes ``[B, A, 4]``, objectness logits ``[B, A]`` and class logits ``[B, A, C]``.
+        """
+        if labels.dim() != 3 or labels.shape[0] != box_preds.shape[0] or labels.shape[2] != 5:
             raise ValueError(
-                f"labels must be [B={outputs.shape[0]}, max_labels, 5] rows of (class, cx, cy, w, h), "
+                f"labels must be [B={box_preds.shape[0]}, max_labels, 5] rows of (class, cx, cy, w, h), "
                 f"got {tuple(labels.shape)}"
             )
-        labels = labels.to(outputs.dtype)
-        box_preds, obj_preds, cls_preds = outputs[..., :4], outputs[..., 4], outputs[..., 5:]
+        labels = labels.to(box_preds.dtype)
         gt_boxes, gt_classes, gt_valid = self._compact_labels(labels)
         num_gts = gt_valid.sum()
         if gt_valid.any() and int(gt_classes[gt_valid].max()) >= self.num_classes:
@@ -163,13 +177,13 @@ class YOLOXHead(nn.Module):
             gt_boxes, gt_classes, gt_valid, box_preds, obj_preds, cls_preds, grids, strides
         )
 
-        num_fg = fg_mask.sum().clamp(min=1).to(outputs.dtype)
+        num_fg = fg_mask.sum().clamp(min=1).to(box_preds.dtype)
         matched_boxes = torch.gather(gt_boxes, 1, matched_gt.unsqueeze(-1).expand(-1, -1, 4))[fg_mask]
         matched_classes = torch.gather(gt_classes, 1, matched_gt)[fg_mask]
-        cls_targets = F.one_hot(matched_classes, self.num_classes).to(outputs.dtype) * matched_iou[fg_mask].unsqueeze(-1)
+        cls_targets = F.one_hot(matched_classes, self.num_classes).to(box_preds.dtype) * matched_iou[fg_mask].unsqueeze(-1)
 
         loss_iou = self.iou_loss(box_preds[fg_mask], matched_boxes).sum() / num_fg
-        loss_obj = self.bcewithlog_loss(obj_preds, fg_mask.to(outputs.dtype)).sum() / num_fg
+        loss_obj = self.bcewithlog_loss(obj_preds, fg_mask.to(box_preds.dtype)).sum() / num_fg
         loss_cls = self.bcewithlog_loss(cls_preds[fg_mask], cls_targets).sum() / num_fg
         if self.use_l1:
             anchor_strides = strides.squeeze(-1).expand_as(fg_mask)[fg_mask]
@@ -177,10 +191,10 @@ class YOLOXHead(nn.Module):
             l1_targets = self.get_l1_target(matched_boxes, anchor_strides, anchor_grids)
             loss_l1 = self.l1_loss(origin_boxes[fg_mask], l1_targets).sum() / num_fg
         else:
-            loss_l1 = outputs.new_zeros(())
+            loss_l1 = box_preds.new_zeros(())
 
         loss = REG_WEIGHT * loss_iou + loss_obj + loss_cls + loss_l1
-        fg_per_box = num_fg / num_gts.clamp(min=1).to(outputs.dtype)
+        fg_per_box = num_fg / num_gts.clamp(min=1).to(box_preds.dtype)
         return loss, REG_WEIGHT * loss_iou, loss_obj, loss_cls, loss_l1, fg_per_box
 
     @staticmethod
