@@ -37,6 +37,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("-e", "--start_epoch", type=int, default=None, help="1-based epoch to resume at")
     parser.add_argument("--fp16", dest="fp16", action="store_true", default=False,
                         help="mixed precision: float16 with loss scaling on CUDA, bfloat16 on CPU")
+    add_speed_arguments(parser)
     parser.add_argument("--cache", type=str, nargs="?", const="ram", default=None, choices=("ram", "disk"),
                         help="cache decoded training images in RAM or on disk")
     parser.add_argument("-l", "--logger", type=str, default="none", choices=LOGGER_CHOICES,
@@ -52,6 +53,24 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", type=str, default="auto", help=f"one of {', '.join(DEVICE_CHOICES)} or cuda:N")
     add_exp_arguments(parser, ckpt_help="checkpoint to fine-tune from (non-strict), or to resume from with --resume")
     return parser
+
+
+def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
+    """Training speed switches (mostly for CUDA); each leaves the numbers of a run as they are unless it says so."""
+    speed = parser.add_argument_group("speed")
+    speed.add_argument("--amp", choices=("fp16", "bf16"), default=None,
+                       help="autocast dtype: fp16 (with loss scaling, CUDA only) or bf16 (no scaling); overrides --fp16")
+    speed.add_argument("--channels-last", action="store_true", help="model and inputs in channels-last memory format")
+    speed.add_argument("--optimizer-impl", choices=("default", "foreach", "fused"), default="default",
+                       help="SGD kernels: torch's default choice, foreach (a few kernels per group) or fused (one)")
+    speed.add_argument("--loss-readback", choices=("iter", "print"), default="iter",
+                       help="read the losses back every iteration (a device sync each) or only at the print "
+                            "interval and before a save; a non-finite loss is then reported at that point")
+    speed.add_argument("--cudnn-benchmark", action="store_true",
+                       help="let cuDNN time and pick convolution kernels also in seeded runs (on by default unseeded)")
+    speed.add_argument("--compile", nargs="?", const="inductor", default=None, metavar="BACKEND",
+                       help="torch.compile the model (backend: inductor unless named); the first iteration's "
+                            "time, compilation included, is logged")
 
 
 def build_exp(args: argparse.Namespace) -> ExpLike:

@@ -100,10 +100,15 @@ class Trainer:
                 f"use a multiple of {self.world_size}"
             )
         self.per_rank_batch = args.batch_size // self.world_size
-        self.use_amp = bool(args.fp16)
-        # fp16 needs loss scaling against underflow; CPU autocast uses bfloat16, which does not.
-        self.amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-        self.scaler = torch.amp.GradScaler(device.type, enabled=self.use_amp and device.type == "cuda")
+        amp_dtype = autocast_dtype(args, device)
+        self.use_amp = amp_dtype is not None
+        self.amp_dtype = amp_dtype or (torch.float16 if device.type == "cuda" else torch.bfloat16)
+        # fp16 needs loss scaling against underflow; bfloat16 has float32's range and does not.
+        self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+        self.channels_last = bool(getattr(args, "channels_last", False))
+        # Losses stay on the device and are read back (one sync) at the print interval and before a save.
+        self.defer_readback = getattr(args, "loss_readback", "iter") == "print"
+        self._unread_outputs: list[dict] = []
         self.use_model_ema = bool(exp.ema)
         self.save_history_ckpt = bool(exp.save_history_ckpt)
         self.input_size = tuple(exp.input_size)
@@ -179,16 +184,24 @@ class Trainer:
         inps = inps.to(self.device, non_blocking=True)
         targets = targets.to(self.device, non_blocking=True)
         inps, targets = self.exp.preprocess(inps, targets, self.input_size)
+        if self.channels_last:
+            inps = inps.contiguous(memory_format=torch.channels_last)
         data_end = time.perf_counter()
 
         with torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             outputs = self.model(inps, targets)
         loss = outputs["total_loss"]
-        loss_value = float(loss.detach())
-        nonfinite, suspicious, self._stop_agreed = any_across_ranks(
-            [not math.isfinite(loss_value), self._loss_is_suspicious(loss_value), self._interrupt_requested],
-            self.device,
-        )
+        if self.defer_readback:
+            nonfinite = suspicious = False
+            self._unread_outputs.append({name: value.detach() for name, value in outputs.items()})
+            if not self.is_distributed:
+                self._stop_agreed = self._interrupt_requested
+        else:
+            loss_value = float(loss.detach())
+            nonfinite, suspicious, self._stop_agreed = any_across_ranks(
+                [not math.isfinite(loss_value), self._loss_is_suspicious(loss_value), self._interrupt_requested],
+                self.device,
+            )
         if nonfinite:
             self._raise_nonfinite(outputs)
 
@@ -204,7 +217,34 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         iter_end = time.perf_counter()
-        self.meter.update(outputs, iter_time=iter_end - iter_start, data_time=data_end - iter_start, lr=lr)
+        losses = None if self.defer_readback else outputs
+        self.meter.update(losses, iter_time=iter_end - iter_start, data_time=data_end - iter_start, lr=lr)
+        if self._first_iter_seconds is None:
+            self._first_iter_seconds = iter_end - iter_start
+            if self.compile_backend and self.rank == 0:
+                logger.info(f"torch.compile ({self.compile_backend}): the first iteration, compilation included, "
+                            f"took {self._first_iter_seconds:.1f}s")
+
+    def _read_back_losses(self) -> None:
+        """With deferred read-back: fetch the kept losses in one sync, stop on a non-finite one, fill the meters."""
+        if not self._unread_outputs:
+            return
+        names = list(self._unread_outputs[0])
+        table = torch.stack([torch.stack([row[name].float().reshape(()) for name in names])
+                             for row in self._unread_outputs]).tolist()
+        first_iteration = self.completed_iters + 1 - len(table)
+        self._unread_outputs = []
+        records = [dict(zip(names, values)) for values in table]
+        bad = next((i for i, record in enumerate(records) if not math.isfinite(record["total_loss"])), None)
+        suspicious = [self._loss_is_suspicious(record["total_loss"]) for record in records]
+        nonfinite, any_suspicious, self._stop_agreed = any_across_ranks(
+            [bad is not None, any(suspicious), self._interrupt_requested], self.device)
+        if nonfinite:
+            self._raise_nonfinite(records[bad or 0], iteration=first_iteration + (bad or 0))
+        if any_suspicious:
+            self._check_weights_after_step(records[-1])
+        for record in records:
+            self.meter.update(record)
 
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next ``(images, targets)`` of the infinite loader."""
@@ -226,6 +266,7 @@ class Trainer:
                 logger.warning("Ctrl-C: saving latest_ckpt.pth after this iteration (press again to stop at once "
                                "without saving)")
         if (self.iter + 1) % self.exp.print_interval == 0:
+            self._read_back_losses()
             self._log_progress()
         if self.completed_iters % MULTISCALE_EVERY == 0:
             self.input_size = tuple(self.exp.random_resize(self.train_loader, self.epoch, self.rank, self.is_distributed))
@@ -244,15 +285,22 @@ class Trainer:
             seed_everything(int(self.exp.seed) + self.rank)
         else:
             torch.backends.cudnn.benchmark = True
+        if getattr(self.args, "cudnn_benchmark", False):
+            # Seeded runs too: kernels are then timed and chosen per input size, which may vary the last bits.
+            torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = True, False
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
 
         model = self.exp.get_model().to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
         if self.rank == 0:
             logger.info(self._model_summary(model))
         self.optimizer = self.exp.get_optimizer(self.args.batch_size)
         self.start_epoch, self.completed_iters = 0, 0
         self._load_weights(model)
+        # After a resume, which puts back the checkpoint's param-group flags.
+        set_optimizer_implementation(self.optimizer, getattr(self.args, "optimizer_impl", "default"))
         if self.rank == 0:
             self._remove_stale_temporaries()
 
@@ -277,6 +325,11 @@ class Trainer:
         self.model = DistributedDataParallel(
             model, device_ids=[self.device.index] if self.device.type == "cuda" else None, forward_sync_buffers=False
         ) if self.is_distributed else model
+        self.compile_backend = getattr(self.args, "compile", None)
+        self._first_iter_seconds: float | None = None
+        if self.compile_backend:
+            # In place: the state dict keys (checkpoints, EMA) stay those of the plain model.
+            self.model.compile(backend=self.compile_backend)
         if self.use_model_ema:
             self.ema_model = ModelEMA(model, EMA_DECAY)
             self.ema_model.updates = self.completed_iters
@@ -366,6 +419,7 @@ class Trainer:
         Every rank must call it: the RNG states of all ranks are gathered into the file. Weights holding a
         NaN or an infinity are never written: :class:`NonFiniteWeightsError` stops the run instead.
         """
+        self._read_back_losses()  # deferred losses are checked before anything is written
         raw_model = unwrap_model(self.model)
         saved_model = self.ema_model.ema if self.use_model_ema else raw_model
         self._raise_on_nonfinite_weights(f"before writing {name}_ckpt.pth")
@@ -533,15 +587,17 @@ class Trainer:
             raise UserError(f"the training set of exp {self.exp.exp_name} has {len(dataset)} images but no boxes "
                             "at all: check train_ann (every annotation may have been dropped; see the warnings above)")
 
-    def _raise_nonfinite(self, outputs: dict) -> None:
+    def _raise_nonfinite(self, outputs: dict, iteration: int | None = None) -> None:
         """Stop with the iteration, every loss term, and the last good checkpoint (left untouched)."""
         terms = ", ".join(f"{name}={float(torch.as_tensor(value).detach()):.4g}" for name, value in outputs.items())
+        iteration = iteration or self.completed_iters + 1  # given when read back late (--loss-readback print)
+        epochs_done, iter_in_epoch = divmod(iteration - 1, self.max_iter)
         latest = self.file_name / "latest_ckpt.pth"
-        kept = (f"the last good checkpoint {latest} (epoch {self.completed_iters // self.max_iter}) is kept"
+        kept = (f"the last good checkpoint {latest} (epoch {epochs_done}) is kept"
                 if latest.is_file() else "no checkpoint had been written yet")
         raise NonFiniteLossError(
-            f"non-finite loss at iteration {self.completed_iters + 1} (epoch {self.epoch + 1}/{self.max_epoch}, "
-            f"iter {self.iter + 1}/{self.max_iter}): {terms}; {kept}. Lower the learning rate (basic_lr_per_img), "
+            f"non-finite loss at iteration {iteration} (epoch {epochs_done + 1}/{self.max_epoch}, "
+            f"iter {iter_in_epoch + 1}/{self.max_iter}): {terms}; {kept}. Lower the learning rate (basic_lr_per_img), "
             "check the labels, or train without --fp16, then continue with --resume"
         )
 
@@ -635,6 +691,26 @@ class Trainer:
 
         return signal.signal(signal.SIGINT, request_stop)
 
+
+def autocast_dtype(args: Namespace, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``--amp fp16|bf16`` (or ``--fp16``: fp16 on CUDA, bf16 elsewhere); None when off."""
+    amp = getattr(args, "amp", None)
+    if amp is None:
+        if not getattr(args, "fp16", False):
+            return None
+        return torch.float16 if device.type == "cuda" else torch.bfloat16
+    if amp == "fp16" and device.type != "cuda":
+        raise UserError(f"--amp fp16 needs a CUDA device (this run uses {device}): use --amp bf16")
+    return {"fp16": torch.float16, "bf16": torch.bfloat16}[amp]
+
+
+def set_optimizer_implementation(optimizer: torch.optim.Optimizer, implementation: str) -> None:
+    """``foreach`` or ``fused`` (one kernel for all tensors of a group) on every param group; ``default``: unchanged."""
+    if implementation == "default":
+        return
+    for group in optimizer.param_groups:
+        group["foreach"] = implementation == "foreach"
+        group["fused"] = implementation == "fused"
 
 
 def _without_worker_traceback(err: UserError) -> UserError:
