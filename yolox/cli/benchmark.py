@@ -216,6 +216,47 @@ def run_eval(args: argparse.Namespace) -> BenchmarkReport:
     return report
 
 
+def add_gpu_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of the GPU benchmark."""
+    parser.add_argument("--models", default="yolox-s,yolox-nano", help="comma list of exp names to measure")
+    parser.add_argument("--device", default="cuda", help="cuda or cuda:N (cpu only for a smoke run at a small --tsize)")
+    parser.add_argument("--batch-size", type=int, default=64, help="training images per step (evaluation: --eval-batches)")
+    parser.add_argument("--eval-batches", default="1,64", help="evaluation batch sizes, e.g. 1,64")
+    parser.add_argument("--workers", type=int, default=None, help="loader workers end to end (default: all CPU cores)")
+    parser.add_argument("--images", type=int, default=128, help="generated JPEGs for the end-to-end runs")
+    parser.add_argument("--no-switches", action="store_true", help="skip measuring each speed switch on/off")
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help="the GPU's dense fp16/bf16 peak (default: from a table of known GPUs)")
+    parser.add_argument("--check", action="store_true",
+                        help="first run the CUDA tests (pytest -m cuda); stop with an error when one fails")
+    parser.set_defaults(repeats=20, warmup=5)
+
+
+@subcommand("gpu", "CUDA training images/s (model-bound, end to end), eval ms/image, attention overhead, switches",
+            add_gpu_arguments)
+def run_gpu(args: argparse.Namespace) -> BenchmarkReport:
+    """Measure every GPU figure in one report; ``--check`` runs the CUDA tests first."""
+    from yolox.benchmarks.gpu import cuda_device, run_cuda_tests, run_gpu_benchmark
+    from yolox.exp import get_exp
+
+    device = torch.device(args.device) if args.device == "cpu" else cuda_device()
+    if args.check:
+        code = run_cuda_tests()
+        if code != 0:
+            raise UserError(f"the CUDA tests failed (pytest exit code {code}, see above): fix them, or run "
+                            "'tools/benchmark.py gpu' without --check for the figures alone")
+    exps = {}
+    for name in [word.strip() for word in args.models.split(",") if word.strip()]:
+        exp = get_exp(None, name)
+        if args.opts:
+            exp.merge(args.opts)
+        exps[name] = exp
+    eval_batches = tuple(int(word) for word in args.eval_batches.split(",") if word.strip())
+    return run_gpu_benchmark(exps, device, batch_size=args.batch_size, size=tsize_from_args(args, (640, 640))[0], steps=args.repeats,
+                             warmup=args.warmup, eval_batches=eval_batches, workers=args.workers, images=args.images,
+                             switches=not args.no_switches, peak_override=args.peak_tflops)
+
+
 # What ``all`` runs: every benchmark at the settings of the reference table, one JSON report each.
 ALL_RUNS = (
     ("latency", ["-n", "yolox-s", "--attention", "all"]),
