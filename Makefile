@@ -5,8 +5,17 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # A tested torch/torchvision pair: torchvision's compiled ops (NMS) must match the torch build.
 TORCH_PAIR := torch==2.15.0 torchvision==0.29.2
+# Wheels for machines without internet: `make wheelhouse` fills it, `make gpu-check` installs from it.
+WHEELHOUSE := .wheelhouse
+# Target interpreter and platform of `make wheelhouse` (default: this machine's), e.g.
+# `make wheelhouse WHEEL_PYTHON=3.11 WHEEL_PLATFORM=manylinux2014_x86_64`.
+WHEEL_PYTHON ?=
+WHEEL_PLATFORM ?=
+# The dev extra of setup.py (the CUDA tests use pytest, onnx and onnxruntime).
+DEV_EXTRA := pytest onnx onnxruntime
+GPU_CHECK_JSON ?= gpu_check.json
 
-.PHONY: venv demo test test-fast lint clean-demo
+.PHONY: venv demo test test-fast lint clean-demo gpu-check wheelhouse
 
 $(STAMP): setup.py requirements.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,3 +39,19 @@ test-fast: lint
 
 demo: venv
 	$(PY) tools/quickstart.py
+
+# Every dependency except torch/torchvision (a GPU machine brings its own build), plus what an offline
+# editable install needs.
+wheelhouse:
+	$(PYTHON) -m pip download --dest $(WHEELHOUSE) $(if $(WHEEL_PYTHON)$(WHEEL_PLATFORM),--only-binary=:all:) \
+		$(if $(WHEEL_PYTHON),--python-version $(WHEEL_PYTHON)) $(if $(WHEEL_PLATFORM),--platform $(WHEEL_PLATFORM)) \
+		pip setuptools wheel $$(grep -v -E '^[[:space:]]*(#|torch|$$)' requirements.txt) $(DEV_EXTRA)
+
+# The GPU machine check: the CUDA tests, then the GPU benchmark (one table; JSON in $(GPU_CHECK_JSON)). A new
+# venv sees the machine's own torch when it has one; .wheelhouse/ is used when present (no internet needed).
+gpu-check:
+	@test -x $(PY) || if $(PYTHON) -c "import torch" 2>/dev/null; then \
+		$(PYTHON) -m venv --system-site-packages $(VENV); else $(PYTHON) -m venv $(VENV); fi
+	@if [ -d $(WHEELHOUSE) ]; then $(PY) -m pip install --quiet --no-index --find-links $(WHEELHOUSE) -e ".[dev]"; \
+	elif [ ! -f $(STAMP) ]; then $(PY) -m pip install --quiet -e ".[dev]"; fi
+	$(PY) tools/benchmark.py gpu --check --json $(GPU_CHECK_JSON)
