@@ -11,8 +11,8 @@ WHEELHOUSE := .wheelhouse
 # `make wheelhouse WHEEL_PYTHON=3.11 WHEEL_PLATFORM=manylinux2014_x86_64`.
 WHEEL_PYTHON ?=
 WHEEL_PLATFORM ?=
-# The dev extra of setup.py (the CUDA tests use pytest, onnx and onnxruntime).
-DEV_EXTRA := pytest onnx onnxruntime
+# What the CUDA tests need beyond the core dependencies: pytest and the onnx extra of setup.py.
+GPU_CHECK_EXTRA := pytest onnx onnxruntime
 GPU_CHECK_JSON ?= gpu_check.json
 
 .PHONY: venv demo test test-fast lint clean-demo gpu-check wheelhouse
@@ -45,13 +45,13 @@ demo: venv
 wheelhouse:
 	$(PYTHON) -m pip download --dest $(WHEELHOUSE) $(if $(WHEEL_PYTHON)$(WHEEL_PLATFORM),--only-binary=:all:) \
 		$(if $(WHEEL_PYTHON),--python-version $(WHEEL_PYTHON)) $(if $(WHEEL_PLATFORM),--platform $(WHEEL_PLATFORM)) \
-		pip setuptools wheel $$(grep -v -E '^[[:space:]]*(#|torch|$$)' requirements.txt) $(DEV_EXTRA)
+		pip setuptools wheel $$(grep -v -E '^[[:space:]]*(#|torch|$$)' requirements.txt) $(GPU_CHECK_EXTRA)
 
 # The GPU machine check: the CUDA tests, then the GPU benchmark (one table; JSON in $(GPU_CHECK_JSON)). A new
 # venv sees the machine's own torch when it has one; .wheelhouse/ is used when present (no internet needed).
 gpu-check:
 	@test -x $(PY) || if $(PYTHON) -c "import torch" 2>/dev/null; then \
 		$(PYTHON) -m venv --system-site-packages $(VENV); else $(PYTHON) -m venv $(VENV); fi
-	@if [ -d $(WHEELHOUSE) ]; then $(PY) -m pip install --quiet --no-index --find-links $(WHEELHOUSE) -e ".[dev]"; \
-	elif [ ! -f $(STAMP) ]; then $(PY) -m pip install --quiet -e ".[dev]"; fi
+	@if [ -d $(WHEELHOUSE) ]; then $(PY) -m pip install --quiet --no-index --find-links $(WHEELHOUSE) -e ".[onnx]" pytest; \
+	elif [ ! -f $(STAMP) ]; then $(PY) -m pip install --quiet -e ".[onnx]" pytest; fi
 	$(PY) tools/benchmark.py gpu --check --json $(GPU_CHECK_JSON)
