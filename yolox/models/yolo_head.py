@@ -1,7 +1,8 @@
 """The decoupled YOLOX head: per-level predictions, grid decoding, SimOTA label assignment and losses."""
 
 import math
-from typing import NamedTuple, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,7 @@ OUTSIDE_COST = 1e6  # cost added to pairs whose anchor is outside the box's cent
 REG_WEIGHT = 5.0  # weight of the IoU loss in the total
 
 
-LossTuple = Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+LossTuple = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 class Assignment(NamedTuple):
@@ -80,8 +81,8 @@ class YOLOXHead(nn.Module):
             nn.init.constant_(conv.bias, bias)
 
     def forward(
-        self, xin: Sequence[torch.Tensor], labels: Optional[torch.Tensor] = None
-    ) -> Union[torch.Tensor, LossTuple]:
+        self, xin: Sequence[torch.Tensor], labels: torch.Tensor | None = None
+    ) -> torch.Tensor | LossTuple:
         """Eval: return ``[B, A, 5 + C]`` predictions; train (with ``labels``): return the loss tuple.
 
         The train-mode tuple is ``(total, 5 x iou, obj, cls, l1, foreground anchors per box)``.
@@ -123,8 +124,8 @@ class YOLOXHead(nn.Module):
         return output
 
     def _anchor_grid(
-        self, level_shapes: Sequence[Tuple[int, int]], dtype: torch.dtype, device: torch.device
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        self, level_shapes: Sequence[tuple[int, int]], dtype: torch.dtype, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return every anchor's cell (x, y) ``[A, 2]`` and its stride ``[A, 1]``."""
         grids, strides = [], []
         for (height, width), stride in zip(level_shapes, self.strides):
@@ -150,7 +151,7 @@ class YOLOXHead(nn.Module):
         box_preds: torch.Tensor,
         obj_preds: torch.Tensor,
         cls_preds: torch.Tensor,
-        origin_boxes: Optional[torch.Tensor],
+        origin_boxes: torch.Tensor | None,
         labels: torch.Tensor,
         grids: torch.Tensor,
         strides: torch.Tensor,
@@ -198,7 +199,7 @@ class YOLOXHead(nn.Module):
         return loss, REG_WEIGHT * loss_iou, loss_obj, loss_cls, loss_l1, fg_per_box
 
     @staticmethod
-    def _compact_labels(labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _compact_labels(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Move the real boxes (non-zero rows) of each image first and trim to the largest count.
 
         Returns boxes ``[B, G, 4]`` (cx, cy, w, h), classes ``[B, G]`` (long) and a validity mask ``[B, G]``;
