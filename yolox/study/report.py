@@ -72,25 +72,49 @@ class StudyReport:
                            for name, by_seed in self.curves.items()}}
 
 
-def measure_variant_costs(plan: StudyPlan, device: str) -> dict[str, dict[str, float]]:
-    """Params, GFLOPs and eval latency (batch 1, test size, median ms) of each variant's model."""
-    from yolox.benchmarks.model import measure_latency
+def measure_variant_costs(plan: StudyPlan, device: str, repeats: int = 30, warmup: int = 5) -> dict[str, dict[str, float]]:
+    """Params, GFLOPs and eval latency (batch 1, test size, median ms) of each variant's model.
+
+    The variants are timed in interleaved rounds, so a machine that slows down or speeds up during the
+    measurement affects them all alike.
+    """
+    import time
+
+    import torch
+
+    from yolox.benchmarks.model import synthetic_images
+    from yolox.benchmarks.report import Summary
     from yolox.cli.common import exp_from_args
     from yolox.utils.model_utils import get_model_stats
 
-    costs = {}
+    costs: dict[str, dict[str, float]] = {}
+    models = {}
     for variant in plan.variants:
         flags = exp_flags(plan)
         args = argparse.Namespace(exp_file=flags[1] if flags[0] == "-f" else None,
                                   name=flags[1] if flags[0] == "-n" else None, experiment_name=None,
                                   opts=[*plan.overrides, *variant.override_args()])
         exp = exp_from_args(args)
-        stats = get_model_stats(exp.get_model(), tuple(exp.test_size))
-        entry = {"params": int(stats["params"]), "gflops": float(stats["gflops"])}
-        entry["cpu_ms"] = float(measure_latency(exp, [exp.attention], repeats=10, warmup=3, device="cpu").rows[0]["median ms"])
-        if device.startswith("cuda"):
-            entry["gpu_ms"] = float(measure_latency(exp, [exp.attention], repeats=20, warmup=5, device=device).rows[0]["median ms"])
-        costs[variant.name] = entry
+        model = exp.get_model().eval()
+        stats = get_model_stats(model, tuple(exp.test_size))
+        costs[variant.name] = {"params": int(stats["params"]), "gflops": float(stats["gflops"])}
+        models[variant.name] = (model, tuple(exp.test_size))
+    targets = ["cpu"] + ([device] if device.startswith("cuda") else [])
+    for target in targets:
+        samples: dict[str, list[float]] = {name: [] for name in models}
+        placed = {name: (model.to(target), synthetic_images(1, size).to(target)) for name, (model, size) in models.items()}
+        for round_index in range(warmup + repeats):
+            for name, (model, images) in placed.items():
+                start = time.perf_counter()
+                with torch.inference_mode():
+                    model(images)
+                if target != "cpu":
+                    torch.cuda.synchronize(target)
+                if round_index >= warmup:
+                    samples[name].append(time.perf_counter() - start)
+        key = "cpu_ms" if target == "cpu" else "gpu_ms"
+        for name, values in samples.items():
+            costs[name][key] = 1000.0 * Summary.of(values).median
     return costs
 
 
@@ -199,7 +223,8 @@ def render_markdown(report: StudyReport) -> str:
             cells += [_fmt(row["gpu_ms"], "{:.2f}"), _fmt(row["gpu_ms_overhead"], "{:+.1%}")]
         cells.append(_fmt_duration(row["train_seconds"]))
         table.append(cells)
-    lines += ["AP in % (mean +- std over seeds); latency: batch 1 at the test size, median.", "",
+    lines += ["AP in % (mean +- std over seeds); latency: model forward, batch 1 at the test size, median of "
+              "interleaved rounds; train time: mean wall time of a run.", "",
               tabulate(table, headers, tablefmt="github", disable_numparse=True), ""]
     comparison_rows = []
     for entry in report.comparisons:
