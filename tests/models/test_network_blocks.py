@@ -8,7 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from yolox.models.network_blocks import BaseConv, SPPBottleneck, batch_norm_silu
+from yolox.models import build_attention
+from yolox.models.network_blocks import ACTIVATIONS, BaseConv, SPPBottleneck, batch_norm_silu, get_activation
+from yolox.utils.errors import UserError
 
 
 def _reference_forward(unit: BaseConv, x: torch.Tensor) -> torch.Tensor:
@@ -91,3 +93,18 @@ def test_cascaded_spp_pools_equal_direct_pools(kernel_sizes, height_width):
 def test_spp_rejects_unordered_or_even_kernels(kernel_sizes):
     with pytest.raises(ValueError, match="odd and increasing"):
         SPPBottleneck(8, 8, kernel_sizes=kernel_sizes)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_every_activation_name_builds_a_conv_unit_and_an_attention_block(name):
+    x = torch.randn(1, 8, 4, 4)
+    assert BaseConv(8, 8, ksize=1, stride=1, act=name)(x).shape == x.shape
+    assert build_attention("cam", 8, act=name)(x).shape == x.shape
+
+
+def test_unknown_activation_is_one_error_listing_every_name():
+    listed = ", ".join(sorted(ACTIVATIONS))
+    with pytest.raises(UserError, match=f"unknown activation 'gelu': use one of {listed}$"):
+        get_activation("gelu")
+    with pytest.raises(UserError, match=f"^attention 'cam': unknown activation 'gelu': use one of {listed}$"):
+        build_attention("cam", 8, act="gelu")

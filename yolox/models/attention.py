@@ -22,6 +22,7 @@ import torch.onnx.operators
 from loguru import logger
 from torch import nn
 
+from yolox.models.network_blocks import get_activation
 from yolox.utils.errors import UserError
 
 __all__ = [
@@ -158,23 +159,6 @@ def _positive_int(block: str, option: str, value: object) -> int:
     return value
 
 
-_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "hswish": nn.Hardswish,
-    "relu": nn.ReLU,
-    "silu": nn.SiLU,
-    "lrelu": lambda: nn.LeakyReLU(0.1),
-}
-
-
-def _activation(block: str, name: str) -> nn.Module:
-    """Return a fresh activation module for ``name``, or raise a UserError listing the choices."""
-    if name not in _ACTIVATIONS:
-        raise UserError(
-            f"attention {block!r}: unknown activation {name!r}; use one of: {', '.join(_ACTIVATIONS)}"
-        )
-    return _ACTIVATIONS[name]()
-
-
 class ResidualScaledAttention(nn.Module):
     """Identity-initialised attention: ``out = x + scale * (block(x) - x)`` with ``scale`` starting at 0.
 
@@ -216,7 +200,7 @@ class CoordinateAttention(nn.Module):
     ``mip = max(8, C // reduction)`` with reduction 32, which we follow (so C = 128 gives 8, not 4).
     The official code also gives the first 1x1 conv a bias that the following BatchNorm cancels; we
     leave it out since it cannot change the output. The non-linearity (h-swish in both) is the
-    ``act`` option: "hswish", "relu", "silu" or "lrelu".
+    ``act`` option, any name of ``network_blocks.ACTIVATIONS``.
     """
 
     def __init__(self, channels: int, reduction: int = 32, min_mip: int = 8, act: str = "hswish") -> None:
@@ -227,7 +211,10 @@ class CoordinateAttention(nn.Module):
         self.mip = max(min_mip, channels // reduction)
         self.conv_reduce = nn.Conv2d(channels, self.mip, kernel_size=1, bias=False)
         self.bn = nn.BatchNorm2d(self.mip)
-        self.act = _activation("cam", act)
+        try:
+            self.act = get_activation(act, inplace=False)
+        except UserError as err:
+            raise UserError(f"attention 'cam': {err}") from None
         self.conv_h = nn.Conv2d(self.mip, channels, kernel_size=1)
         self.conv_w = nn.Conv2d(self.mip, channels, kernel_size=1)
 

@@ -1,5 +1,6 @@
 """Convolution units and the CSP building blocks shared by the backbones, necks and the head."""
 
+from collections.abc import Callable
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -7,19 +8,23 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-# Names accepted by ``get_activation`` and the modules they build.
-_ACTIVATIONS = {
-    "silu": lambda: nn.SiLU(inplace=True),
-    "relu": lambda: nn.ReLU(inplace=True),
-    "lrelu": lambda: nn.LeakyReLU(0.1, inplace=True),
+from yolox.utils.errors import UserError
+
+# The one table of activation names, used by every ``act`` option (conv units, backbones, head, attention
+# blocks): name -> builder taking ``inplace``.
+ACTIVATIONS: dict[str, Callable[[bool], nn.Module]] = {
+    "silu": lambda inplace: nn.SiLU(inplace=inplace),
+    "relu": lambda inplace: nn.ReLU(inplace=inplace),
+    "lrelu": lambda inplace: nn.LeakyReLU(0.1, inplace=inplace),
+    "hswish": lambda inplace: nn.Hardswish(inplace=inplace),
 }
 
 
-def get_activation(name: str = "silu") -> nn.Module:
-    """Return a fresh activation module for ``name`` (silu, relu or lrelu, the last with slope 0.1)."""
-    if name not in _ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}: use one of {', '.join(sorted(_ACTIVATIONS))}")
-    return _ACTIVATIONS[name]()
+def get_activation(name: str = "silu", inplace: bool = True) -> nn.Module:
+    """Return a fresh activation module for ``name`` (a key of ``ACTIVATIONS``; lrelu has slope 0.1)."""
+    if name not in ACTIVATIONS:
+        raise UserError(f"unknown activation {name!r}: use one of {', '.join(sorted(ACTIVATIONS))}")
+    return ACTIVATIONS[name](inplace)
 
 
 def init_bn(model: nn.Module, eps: float = 1e-3, momentum: float = 0.03) -> nn.Module:
