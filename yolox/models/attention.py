@@ -172,6 +172,13 @@ class ResidualScaledAttention(nn.Module):
     Alternatives such as a zero-initialised last layer with a ``2 * sigmoid`` gate would change the
     paper's gate range and its initialisation, which this wrapper leaves untouched.
     State-dict keys: ``scale`` and ``block.*``. ``scale`` should not be weight-decayed.
+
+    Args:
+        block: the attention block to wrap; it must return a tensor of its input's shape.
+
+    Shape:
+        - Input: ``[N, C, H, W]``, any N, H and W.
+        - Output: ``[N, C, H, W]``, the input's shape and dtype.
     """
 
     def __init__(self, block: nn.Module) -> None:
@@ -201,6 +208,16 @@ class CoordinateAttention(nn.Module):
     The official code also gives the first 1x1 conv a bias that the following BatchNorm cancels; we
     leave it out since it cannot change the output. The non-linearity (h-swish in both) is the
     ``act`` option, any name of ``network_blocks.ACTIVATIONS``.
+
+    Args:
+        channels: C, the channels of the input and the output.
+        reduction: divides C to give the mixing width ``mip = max(min_mip, C // reduction)``. Default: 32.
+        min_mip: the smallest mixing width. Default: 8.
+        act: the non-linearity after the BatchNorm, a name of ``network_blocks.ACTIVATIONS``. Default: "hswish".
+
+    Shape:
+        - Input: ``[N, C, H, W]``, any N, H and W.
+        - Output: ``[N, C, H, W]``, the input's shape and dtype.
     """
 
     def __init__(self, channels: int, reduction: int = 32, min_mip: int = 8, act: str = "hswish") -> None:
@@ -244,6 +261,15 @@ class SqueezeExcitation(nn.Module):
     necks (C = 64 would give 4) keep a usable bottleneck. The fully connected layers are written as
     1x1 convolutions on the N x C x 1 x 1 descriptor, which is the same computation and exports to
     ONNX without reshapes.
+
+    Args:
+        channels: C, the channels of the input and the output.
+        reduction: divides C to give the hidden width ``max(min_hidden, C // reduction)``. Default: 16.
+        min_hidden: the smallest hidden width. Default: 8.
+
+    Shape:
+        - Input: ``[N, C, H, W]``, any N, H and W.
+        - Output: ``[N, C, H, W]``, the input's shape and dtype.
     """
 
     def __init__(self, channels: int, reduction: int = 16, min_hidden: int = 8) -> None:
@@ -284,6 +310,15 @@ class ECA(nn.Module):
     the paper's adaptive rule, written the way timm's ECA computes it (t = int((log2(C) + 1) / 2),
     t + 1 when even) and at least 3,
     which gives k = 3 for C = 64 and k = 5 for C = 128 ... 1024. An explicit odd ``k_size`` overrides it.
+
+    Args:
+        channels: C, the channels of the input and the output; picks the kernel size when ``k_size`` is None.
+        k_size: the odd kernel size of the 1-D convolution across channels, or None for the paper's
+            adaptive size. Default: None.
+
+    Shape:
+        - Input: ``[N, C, H, W]``, any N, H and W.
+        - Output: ``[N, C, H, W]``, the input's shape and dtype.
     """
 
     def __init__(self, channels: int, k_size: int | None = None) -> None:
@@ -318,6 +353,16 @@ class CBAM(nn.Module):
     [mean; max]) and give the 7x7 convolution a bias, which the official code drops only because its
     BatchNorm follows. The MLP keeps the official code's biases (the paper's equations omit them).
     The floor of 8 hidden units is ours, as for SE.
+
+    Args:
+        channels: C, the channels of the input and the output.
+        reduction: divides C to give the MLP's hidden width ``max(min_hidden, C // reduction)``. Default: 16.
+        min_hidden: the smallest hidden width. Default: 8.
+        spatial_kernel: the odd kernel size of the spatial gate's convolution. Default: 7.
+
+    Shape:
+        - Input: ``[N, C, H, W]``, any N, H and W.
+        - Output: ``[N, C, H, W]``, the input's shape and dtype.
     """
 
     def __init__(
@@ -355,6 +400,13 @@ class ResidualCBAM(CBAM):
     starts at about 1.25x its input, which shifts the features a pretrained neck expects. For an exact
     identity at step 0 use ``cbam`` with ``attention_init identity`` instead (``x + s * (cbam(x) - x)``,
     ``s = 0``). Neither CBAM paper nor its code has this residual variant; it follows the write-ups.
+
+    Args:
+        channels, reduction, min_hidden, spatial_kernel: as for :class:`CBAM`.
+
+    Shape:
+        - Input: ``[N, C, H, W]``, any N, H and W.
+        - Output: ``[N, C, H, W]``, the input's shape and dtype.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -435,6 +487,19 @@ class SOCA(nn.Module):
     authors' code crops the central 1000 x 1000 region of larger maps where we pool to 32 x 32 (a
     detector's 80 x 80 map would otherwise cost C^2 x 6400), and it computes the square root with a
     hand-written backward pass; we use plain autograd, which also exports to ONNX.
+
+    Args:
+        channels: C, the channels of the input and the output.
+        reduction: divides C to give the gate's hidden width ``max(min_hidden, C // reduction)``. Default: 8.
+        min_hidden: the smallest hidden width. Default: 8.
+        iterations: Newton-Schulz iterations of the square root. Default: 5.
+        max_positions: maps with more than ``isqrt(max_positions)`` cells on a side are average-pooled to
+            that many before the covariance. Default: 1024 (32 x 32).
+        eps: added to the covariance's diagonal. Default: 1e-5.
+
+    Shape:
+        - Input: ``[N, C, H, W]``, any N, H and W.
+        - Output: ``[N, C, H, W]``, the input's shape and dtype.
     """
 
     def __init__(
@@ -502,6 +567,14 @@ class SimAM(nn.Module):
     Paper text vs authors' code: the paper's closed form estimates the variance over the M = H x W
     neurons of a channel with 1 / M; the authors' code divides by H x W - 1, which we follow.
     ``attention_init identity`` adds the block's only parameter (its ``scale``).
+
+    Args:
+        channels: C; the block has no parameters, so it only keeps the common ``Block(channels)`` interface.
+        energy_lambda: the regulariser lambda added to the variance. Default: 1e-4.
+
+    Shape:
+        - Input: ``[N, C, H, W]``, any N, H and W.
+        - Output: ``[N, C, H, W]``, the input's shape and dtype.
     """
 
     def __init__(self, channels: int, energy_lambda: float = 1e-4) -> None:
@@ -547,6 +620,14 @@ class EMA(nn.Module):
     two directional gates and then used directly; the authors' code normalises it with a GroupNorm of
     one group per channel (affine) before the cross-spatial step, and we follow the code. The paper
     also leaves G open; the code's default is 32, which we keep.
+
+    Args:
+        channels: C, the channels of the input and the output.
+        groups: G, the number of channel groups; lowered to the largest divisor of C not above it. Default: 32.
+
+    Shape:
+        - Input: ``[N, C, H, W]``, any N, H and W.
+        - Output: ``[N, C, H, W]``, the input's shape and dtype.
     """
 
     def __init__(self, channels: int, groups: int = 32) -> None:
