@@ -99,7 +99,26 @@ def apply_attention(
 
 
 class YOLOPAFPN(nn.Module):
-    """CSPDarknet (or a given backbone) with a top-down then bottom-up CSP path aggregation neck (YOLOX)."""
+    """CSPDarknet (or a given backbone) with a top-down then bottom-up CSP path aggregation neck (YOLOX).
+
+    Args:
+        depth: depth multiplier of the backbone and the neck's CSP layers (1.0 is YOLOX-L). Default: 1.0.
+        width: width multiplier; the neck's levels have ``int(c * width)`` channels for c in ``in_channels``.
+            Default: 1.0.
+        in_features: the three backbone outputs the neck fuses, finest first. Default: dark3, dark4, dark5.
+        in_channels: the channels of those outputs at ``width = 1``. Default: (256, 512, 1024).
+        depthwise: depthwise-separable 3x3 convolutions (YOLOX-Nano). Default: False.
+        act: activation of every conv unit, a name of ``network_blocks.ACTIVATIONS``. Default: "silu".
+        attention: registered attention block name (any case), or None for none. Default: None.
+        attention_levels: the levels that get a block (names of ``attention_position``'s levels), or None
+            for all of them. Default: None.
+        attention_kwargs: options passed to every block (e.g. ``{"reduction": 8}``). Default: None.
+        attention_init: "paper" (the block as published) or "identity" (output equals input at step 0).
+            Default: "paper".
+        attention_position: "backbone" (on the backbone outputs, before fusion), "neck" (on the PAN outputs)
+            or "both". Default: "backbone".
+        backbone: a module to use instead of CSPDarknet (see ``__init__``), or None. Default: None.
+    """
 
     def __init__(
         self,
@@ -182,7 +201,15 @@ class YOLOPAFPN(nn.Module):
         return {**self.attn, **self.neck_attn}
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return the three fused feature maps (strides 8, 16, 32) for ``images``."""
+        """Return the three fused feature maps (strides 8, 16, 32) for ``images``.
+
+        Args:
+            images: ``[B, 3, H, W]`` float BGR images in 0..255; H and W must be multiples of 32.
+
+        Returns:
+            ``(pan3, pan4, pan5)``: ``[B, c_i, H / s_i, W / s_i]`` for strides s = 8, 16, 32, with
+            ``c_i = int(in_channels[i] * width)``.
+        """
         check_input_size(images)
         features: dict[str, torch.Tensor] = self.backbone(images)
         x2, x1, x0 = apply_attention(self.attn, self.in_features, [features[name] for name in self.in_features])
