@@ -110,8 +110,8 @@ class YOLOPAFPN(nn.Module):
         depthwise: depthwise-separable 3x3 convolutions (YOLOX-Nano). Default: False.
         act: activation of every conv unit, a name of ``network_blocks.ACTIVATIONS``. Default: "silu".
         attention: registered attention block name (any case), or None for none. Default: None.
-        attention_levels: the levels that get a block (names of ``attention_position``'s levels), or None
-            for all of them. Default: None.
+        attention_levels: the levels that get a block, a subset of ``in_features`` (backbone position) and/or
+            pan3, pan4, pan5 (neck position), or None for every level of ``attention_position``. Default: None.
         attention_kwargs: options passed to every block (e.g. ``{"reduction": 8}``). Default: None.
         attention_init: "paper" (the block as published) or "identity" (output equals input at step 0).
             Default: "paper".
