@@ -28,7 +28,16 @@ def _stage_outputs(backbone: nn.Module, x: torch.Tensor) -> Dict[str, torch.Tens
 
 
 class Darknet(nn.Module):
-    """Darknet-21 or Darknet-53 with the YOLOv3 SPP head on dark5 (leaky ReLU throughout)."""
+    """Darknet-21 or Darknet-53 with the YOLOv3 SPP head on dark5 (leaky ReLU throughout).
+
+    Args:
+        depth: 21 or 53, the residual units per stage. Default: 53.
+        in_channels: channels of the input images. Default: 3.
+        stem_out_channels: s, the stem's first conv width; the stages have 2s (stem), 4s (dark2), 8s (dark3),
+            16s (dark4) and 16s (dark5, after the SPP head) channels. Default: 32.
+        out_features: the stages ``forward`` returns, from stem, dark2, dark3, dark4, dark5.
+            Default: dark3, dark4, dark5.
+    """
 
     # Residual units per stage (dark2..dark5) for each supported depth.
     depth_to_blocks = {21: [1, 2, 2, 1], 53: [2, 8, 8, 4]}
@@ -81,12 +90,30 @@ class Darknet(nn.Module):
         ]
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Return the requested stage outputs by name."""
+        """Return the requested stage outputs by name.
+
+        Args:
+            x: ``[B, in_channels, H, W]`` images; H and W multiples of 32.
+
+        Returns:
+            ``{name: [B, channels, H / stride, W / stride]}`` for each of ``out_features``, with strides
+            2 (stem), 4 (dark2), 8 (dark3), 16 (dark4), 32 (dark5).
+        """
         return _stage_outputs(self, x)
 
 
 class CSPDarknet(nn.Module):
-    """The YOLOX backbone: Focus stem and four CSP stages, scaled by depth and width multipliers."""
+    """The YOLOX backbone: Focus stem and four CSP stages, scaled by depth and width multipliers.
+
+    Args:
+        dep_mul: depth multiplier of the CSP layers (1.0 is YOLOX-L, 0.33 YOLOX-S).
+        wid_mul: width multiplier; with ``c = int(64 * wid_mul)`` the stages have c (stem), 2c (dark2),
+            4c (dark3), 8c (dark4) and 16c (dark5) channels.
+        out_features: the stages ``forward`` returns, from stem, dark2, dark3, dark4, dark5.
+            Default: dark3, dark4, dark5.
+        depthwise: depthwise-separable 3x3 convolutions. Default: False.
+        act: activation of every conv unit, a name of ``network_blocks.ACTIVATIONS``. Default: "silu".
+    """
 
     def __init__(
         self,
@@ -124,5 +151,13 @@ class CSPDarknet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Return the requested stage outputs by name."""
+        """Return the requested stage outputs by name.
+
+        Args:
+            x: ``[B, 3, H, W]`` images; H and W multiples of 32.
+
+        Returns:
+            ``{name: [B, channels, H / stride, W / stride]}`` for each of ``out_features``, with strides
+            2 (stem), 4 (dark2), 8 (dark3), 16 (dark4), 32 (dark5).
+        """
         return _stage_outputs(self, x)

@@ -32,7 +32,17 @@ class Assignment(NamedTuple):
 
 
 class YOLOXHead(nn.Module):
-    """Decoupled head: a shared 1x1 stem per level, then two 3x3 conv branches (class; box + objectness)."""
+    """Decoupled head: a shared 1x1 stem per level, then two 3x3 conv branches (class; box + objectness).
+
+    Args:
+        num_classes: C, the number of object classes.
+        width: width multiplier; level i takes ``int(in_channels[i] * width)`` channels and the branches
+            have ``int(256 * width)``. Default: 1.0.
+        strides: the stride of each input level in input pixels. Default: (8, 16, 32).
+        in_channels: the channels of each level at ``width = 1``. Default: (256, 512, 1024).
+        act: activation of every conv unit, a name of ``network_blocks.ACTIVATIONS``. Default: "silu".
+        depthwise: depthwise-separable 3x3 convolutions. Default: False.
+    """
 
     def __init__(
         self,
@@ -86,6 +96,16 @@ class YOLOXHead(nn.Module):
         """Eval: return ``[B, A, 5 + C]`` predictions; train (with ``labels``): return the loss tuple.
 
         The train-mode tuple is ``(total, 5 x iou, obj, cls, l1, foreground anchors per box)``.
+
+        Args:
+            xin: one feature map per level, ``[B, int(in_channels[i] * width), H / strides[i], W / strides[i]]``.
+            labels: train mode only, ``[B, max_labels, 5]`` rows of (class, cx, cy, w, h) in input pixels,
+                all-zero rows as padding.
+
+        Returns:
+            Eval: ``[B, A, 5 + C]`` with A the anchors of all levels (level by level, row-major), each row
+            (cx, cy, w, h) in input pixels, objectness and C class probabilities; the box columns stay raw
+            offsets when ``decode_in_inference`` is False. Train: six 0-d tensors, as above.
         """
         outputs, raw_boxes, raw_objs, raw_classes, level_shapes = [], [], [], [], []
         for level, x in enumerate(xin):

@@ -10,7 +10,13 @@ from yolox.models.yolo_pafpn import YOLOPAFPN
 
 
 class YOLOX(nn.Module):
-    """Detector wrapper: train mode returns the loss dict, eval mode the ``[B, A, 5 + C]`` predictions."""
+    """Detector wrapper: train mode returns the loss dict, eval mode the ``[B, A, 5 + C]`` predictions.
+
+    Args:
+        backbone: backbone with neck returning the per-level feature maps the head takes, or None for
+            ``YOLOPAFPN()`` (YOLOX-L). Default: None.
+        head: the detection head, or None for ``YOLOXHead(80)``. Default: None.
+    """
 
     def __init__(self, backbone: Optional[nn.Module] = None, head: Optional[nn.Module] = None) -> None:
         super().__init__()
@@ -20,7 +26,18 @@ class YOLOX(nn.Module):
     def forward(
         self, x: torch.Tensor, targets: Optional[torch.Tensor] = None
     ) -> Union[torch.Tensor, Dict[str, torch.Tensor]]:
-        """Return losses for ``(images, targets)`` in train mode, decoded predictions in eval mode."""
+        """Return losses for ``(images, targets)`` in train mode, decoded predictions in eval mode.
+
+        Args:
+            x: ``[B, 3, H, W]`` float BGR images in 0..255, letterboxed; H and W multiples of 32.
+            targets: train mode only, ``[B, max_labels, 5]`` rows of (class, cx, cy, w, h) in input pixels,
+                all-zero rows as padding.
+
+        Returns:
+            Eval: ``[B, A, 5 + num_classes]`` rows of (cx, cy, w, h, objectness, class scores), A the anchors
+            of all levels. Train: a dict of 0-d tensors ``total_loss, iou_loss, l1_loss, conf_loss,
+            cls_loss, num_fg``.
+        """
         fpn_outs = self.backbone(x)
         if not self.training:
             return self.head(fpn_outs)
