@@ -194,6 +194,18 @@ class ResNetTrunk(nn.Module):
     torchvision's keys (plus ``*.attention.*`` where blocks carry attention).
     ``frozen_stages`` k in 0..4 stops gradients to the stem and layer1..layer k and keeps their
     BatchNorms in eval mode; attention blocks inside frozen stages are new tensors and stay trainable.
+
+    Args:
+        name: the torchvision ResNet, one of ``RESNET_BACKBONES`` (resnet18 ... resnet152). Default: "resnet50".
+        block_attention: registered attention block put inside every residual block of
+            ``block_attention_stages``, or None for none. Default: None.
+        block_attention_position: where in the residual block: "standard" (on the residual branch before
+            the addition), "pre" (on the residual branch's input; the shortcut keeps the raw input), "post"
+            (after the addition and ReLU) or "identity" (on the shortcut). Default: "standard".
+        block_attention_stages: a non-empty subset of layer1..layer4. Default: layer3, layer4.
+        block_attention_kwargs: options passed to every block. Default: None.
+        block_attention_init: "paper" or "identity", as for the neck attention. Default: "paper".
+        frozen_stages: k in 0..4, see above. Default: 0.
     """
 
     def __init__(
@@ -269,7 +281,15 @@ class ResNetTrunk(nn.Module):
         return self
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Return ``{"c3", "c4", "c5"}``: the outputs of layer2, layer3 and layer4 (strides 8, 16, 32)."""
+        """Return ``{"c3", "c4", "c5"}``: the outputs of layer2, layer3 and layer4 (strides 8, 16, 32).
+
+        Args:
+            images: ``[B, 3, H, W]`` float BGR images in 0..255.
+
+        Returns:
+            ``{"c3": [B, c, H / 8, W / 8], "c4": [B, 2c, H / 16, W / 16], "c5": [B, 4c, H / 32, W / 32]}``
+            (sides rounded up), c = 128 for resnet18/34 and 512 for resnet50 and deeper (``out_channels``).
+        """
         x = (images.index_select(1, self.rgb_order) - self.input_shift) * self.input_scale
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         c2 = self.layer1(x)
