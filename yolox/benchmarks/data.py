@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from yolox.benchmarks.report import BenchmarkReport, Summary, environment
+from yolox.utils.protocols import BenchmarkExpLike
 
 SYNTHETIC_NAME = "train2017"
 SYNTHETIC_ANN = "instances_train2017.json"
@@ -85,7 +86,7 @@ def images_per_second(loader: torch.utils.data.DataLoader, batches: int, repeats
     return Summary.of(rates), Summary.of(cpu_ms)
 
 
-def benchmark_data_pipeline(exp: Any, workers: Sequence[int], batch_size: int = 8, batches: int = 10,
+def benchmark_data_pipeline(exp: BenchmarkExpLike, workers: Sequence[int], batch_size: int = 8, batches: int = 10,
                             repeats: int = 3, warmup: int = 2, settings: dict[str, Any] | None = None,
                             ) -> BenchmarkReport:
     """Measure the exp's training loader (mosaic + mixup as configured) for each worker count; ``exp`` is left as it is."""

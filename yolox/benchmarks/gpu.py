@@ -19,6 +19,7 @@ from yolox.benchmarks.model import exp_variant, synthetic_images, synthetic_targ
 from yolox.benchmarks.report import BenchmarkReport, environment
 from yolox.core.trainer import set_optimizer_implementation
 from yolox.utils.errors import UserError
+from yolox.utils.protocols import BenchmarkExpLike
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NO_CUDA_MESSAGE = ("no CUDA device is present (torch.cuda.is_available() is False, torch {version}): "
@@ -89,7 +90,7 @@ def _peak_memory_gb(device: torch.device) -> float | None:
     return torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None
 
 
-def measure_training(exp: Any, device: torch.device, batch_size: int, size: int, steps: int, warmup: int,
+def measure_training(exp: BenchmarkExpLike, device: torch.device, batch_size: int, size: int, steps: int, warmup: int,
                      settings: SpeedSettings = SpeedSettings(), attention: str | None = None,
                      loader: Any = None) -> dict[str, Any]:
     """Train ``steps`` timed steps after ``warmup``; synthetic batches already on the device unless ``loader`` is given.
@@ -163,7 +164,7 @@ def measure_training(exp: Any, device: torch.device, batch_size: int, size: int,
             "peak GB": _peak_memory_gb(device), "compile s": compile_seconds, "mean loss": final_loss}
 
 
-def measure_eval(exp: Any, device: torch.device, batch_size: int, size: int, half: bool, repeats: int,
+def measure_eval(exp: BenchmarkExpLike, device: torch.device, batch_size: int, size: int, half: bool, repeats: int,
                  warmup: int) -> dict[str, Any]:
     """Evaluation ms/image of the forward and of the postprocess (score filter + NMS), each timed on its own."""
     from yolox.utils.boxes import postprocess
@@ -192,7 +193,7 @@ def measure_eval(exp: Any, device: torch.device, batch_size: int, size: int, hal
             "NMS ms/image": 1000.0 * post_s[len(post_s) // 2] / batch_size}
 
 
-def pipeline_loader(exp: Any, scratch: Path, batch_size: int, size: int, workers: int, images: int) -> Any:
+def pipeline_loader(exp: BenchmarkExpLike, scratch: Path, batch_size: int, size: int, workers: int, images: int) -> Any:
     """The exp's training loader (mosaic + mixup) over ``images`` generated JPEGs, with ``workers`` processes."""
     from yolox.benchmarks.data import SYNTHETIC_ANN, SYNTHETIC_NAME, write_synthetic_coco
 
@@ -205,7 +206,7 @@ def pipeline_loader(exp: Any, scratch: Path, batch_size: int, size: int, workers
     return variant.get_data_loader(batch_size=batch_size, is_distributed=False, no_aug=False)
 
 
-def run_gpu_benchmark(exps: dict[str, Any], device: torch.device, batch_size: int = 64, size: int = 640,
+def run_gpu_benchmark(exps: dict[str, BenchmarkExpLike], device: torch.device, batch_size: int = 64, size: int = 640,
                       steps: int = 20, warmup: int = 5, eval_batches: tuple[int, ...] = (1, 64),
                       workers: int | None = None, images: int = 128, switches: bool = True,
                       peak_override: float | None = None) -> BenchmarkReport:

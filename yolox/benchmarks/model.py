@@ -19,6 +19,7 @@ from torch import nn
 from yolox.benchmarks.report import BenchmarkReport, Summary, environment
 from yolox.utils.boxes import postprocess
 from yolox.utils.model_utils import fuse_model
+from yolox.utils.protocols import BenchmarkExpLike, ExpLike
 
 PROC_STATUS = "/proc/self/status"
 PROC_CLEAR_REFS = "/proc/self/clear_refs"
@@ -92,7 +93,7 @@ def synthetic_targets(
     return targets
 
 
-def exp_variant(exp: Any, attention: str | None) -> Any:
+def exp_variant(exp: BenchmarkExpLike, attention: str | None) -> BenchmarkExpLike:
     """A shallow copy of ``exp`` with ``attention`` set and no cached model or optimizer.
 
     The exp's own ``attention_kwargs`` are kept only for its own attention type: another block may not
@@ -107,7 +108,7 @@ def exp_variant(exp: Any, attention: str | None) -> Any:
     return variant
 
 
-def _input_size(exp: Any, size: int | None, attribute: str) -> tuple[int, int]:
+def _input_size(exp: ExpLike, size: int | None, attribute: str) -> tuple[int, int]:
     """``(size, size)`` when given, else the exp's ``attribute`` (test_size or input_size)."""
     if size is not None:
         if size < 32 or size % 32:
@@ -128,7 +129,7 @@ def _ms(seconds: float) -> float:
 
 
 def measure_latency(
-    exp: Any,
+    exp: BenchmarkExpLike,
     attentions: Sequence[str | None] = (None,),
     size: int | None = None,
     batch_size: int = 1,
@@ -200,7 +201,7 @@ def measure_latency(
 
 
 def measure_train_step(
-    exp: Any,
+    exp: BenchmarkExpLike,
     size: int | None = None,
     batch_size: int = 4,
     repeats: int = 5,
@@ -274,7 +275,7 @@ def measure_train_step(
     return BenchmarkReport("train-step", [row], settings, environment(str(target)))
 
 
-def _settings(exp: Any, input_hw: tuple[int, int], batch_size: int, repeats: int, warmup: int,
+def _settings(exp: ExpLike, input_hw: tuple[int, int], batch_size: int, repeats: int, warmup: int,
               device: str) -> dict[str, Any]:
     """The settings every model benchmark reports."""
     return {
@@ -289,7 +290,7 @@ def _settings(exp: Any, input_hw: tuple[int, int], batch_size: int, repeats: int
 
 
 def measure_eval(
-    exp: Any,
+    exp: BenchmarkExpLike,
     repeats: int = 3,
     warmup: int = 1,
     batch_size: int = 8,

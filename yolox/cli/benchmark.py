@@ -22,7 +22,7 @@ import torch
 from yolox.benchmarks.report import BenchmarkReport
 from yolox.cli.common import add_exp_arguments, add_tsize_argument, exp_from_args, run_command, tsize_from_args
 from yolox.utils.errors import UserError
-from yolox.utils.protocols import ExpLike
+from yolox.utils.protocols import BenchmarkExpLike
 
 Runner = Callable[[argparse.Namespace], BenchmarkReport]
 SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Runner]] = {}
@@ -48,7 +48,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     add_exp_arguments(parser, ckpt_help=None, default_name="yolox-s")
 
 
-def load_exp(args: argparse.Namespace) -> ExpLike:
+def load_exp(args: argparse.Namespace) -> BenchmarkExpLike:
     """The exp of ``-f``/``-n`` with the overrides applied and ``--tsize`` as its training and test size."""
     exp = exp_from_args(args)
     if args.tsize is not None:

@@ -22,7 +22,7 @@ from yolox.utils.device import DEVICE_CHOICES, resolve_device
 from yolox.utils.dist import get_rank, get_world_size
 from yolox.utils.errors import UserError
 from yolox.utils.loggers import LOGGER_CHOICES, split_wandb_options
-from yolox.utils.protocols import ExpLike
+from yolox.utils.protocols import TrainingExpLike
 from yolox.utils.setup_env import configure_allocator, configure_threads
 
 
@@ -73,7 +73,7 @@ def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
                             "time, compilation included, is logged")
 
 
-def build_exp(args: argparse.Namespace) -> ExpLike:
+def build_exp(args: argparse.Namespace) -> TrainingExpLike:
     """The exp named by the flags with the command-line overrides applied; ``args.experiment_name`` set from it."""
     exp_opts, wandb_opts = split_wandb_options(args.opts)
     if wandb_opts and args.logger != "wandb":

@@ -36,6 +36,7 @@ from yolox.utils.ema import ModelEMA, unwrap_model
 from yolox.utils.errors import UserError
 from yolox.utils.logger import setup_logger
 from yolox.utils.metric import MeterBuffer, peak_device_memory_mb, peak_host_memory_mb
+from yolox.utils.protocols import TrainingExpLike
 from yolox.utils.setup_env import seed_everything
 
 EMA_DECAY = 0.9998
@@ -82,7 +83,7 @@ class Trainer:
     (see :func:`yolox.core.launch.launch`). Only rank 0 writes logs, checkpoints and TensorBoard files.
     """
 
-    def __init__(self, exp: Any, args: Namespace) -> None:
+    def __init__(self, exp: TrainingExpLike, args: Namespace) -> None:
         self.exp = exp
         self.args = args
         self.max_epoch = int(exp.max_epoch)

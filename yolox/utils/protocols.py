@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 
@@ -78,6 +79,10 @@ class ExpLike(Protocol):
         """Build the training loader."""
         ...
 
+    def get_optimizer(self, batch_size: int) -> torch.optim.Optimizer:
+        """Build (once) the optimizer of the model ``get_model`` built."""
+        ...
+
     def check_meta(self, meta: dict[str, Any] | None, ckpt_path: str) -> None:
         """Raise a UserError when a checkpoint's recorded settings contradict the exp's."""
         ...
@@ -85,3 +90,53 @@ class ExpLike(Protocol):
     def resolved_class_names(self) -> tuple[str, ...] | None:
         """The class names, checked against num_classes, or None."""
         ...
+
+
+class TrainingExpLike(ExpLike, Protocol):
+    """What the Trainer reads from an exp on top of :class:`ExpLike`: schedule, cadence and training hooks."""
+
+    max_epoch: int
+    no_aug_epochs: int
+    basic_lr_per_img: float
+    ema: bool
+    save_history_ckpt: bool
+    print_interval: int
+    eval_interval: int
+
+    def get_lr_scheduler(self, lr: float, iters_per_epoch: int, **kwargs: Any) -> Any:
+        """Build the learning-rate schedule (``update_lr(iteration)``)."""
+        ...
+
+    def random_resize(self, data_loader: Any, epoch: int, rank: int, is_distributed: bool) -> tuple[int, int]:
+        """Draw the next multiscale input size, the same on every rank."""
+        ...
+
+    def preprocess(self, inputs: torch.Tensor, targets: torch.Tensor,
+                   tsize: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Resize a batch and its boxes to ``tsize``."""
+        ...
+
+    def eval(self, model: nn.Module, evaluator: Any, is_distributed: bool, half: bool = False,
+             return_outputs: bool = False) -> Any:
+        """Evaluate ``model``: ``(AP50:95, AP50, summary)``."""
+        ...
+
+    def meta(self) -> dict[str, Any]:
+        """The model description stored in checkpoints."""
+        ...
+
+
+class BenchmarkExpLike(ExpLike, Protocol):
+    """What the benchmarks read or set from an exp on top of :class:`ExpLike`.
+
+    They measure shallow copies of the exp; on each copy they clear the lazily cached ``model``,
+    ``optimizer`` and ``dataset`` (set by the exp's factories, so not declared here) and may point the
+    training set elsewhere (``data_dir``, ``train_ann``, ``train_name``).
+    """
+
+    attention_kwargs: dict[str, Any]
+    mosaic_prob: float
+    enable_mixup: bool
+    mixup_prob: float
+    train_ann: str
+    train_name: str
