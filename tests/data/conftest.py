@@ -1,8 +1,8 @@
 """Builders of tiny COCO- and VOC-format datasets written with OpenCV into the test's temporary folder."""
 
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -28,9 +28,9 @@ def draw_image(height: int, width: int, boxes: Sequence[Sequence[float]]) -> np.
 def make_coco(tmp_path: Path) -> Callable[..., Path]:
     """Return a function writing a COCO-format set; images are dicts with ``size`` (h, w) and ``boxes``."""
 
-    def build(images: List[Dict], category_ids: Sequence[int] = (1, 2, 3, 4), name: str = "train2017",
-              json_file: str = "instances_train2017.json", root: Optional[Path] = None,
-              extra: Optional[Dict] = None, crowd: Sequence[Dict] = (), ext: str = ".png") -> Path:
+    def build(images: list[dict], category_ids: Sequence[int] = (1, 2, 3, 4), name: str = "train2017",
+              json_file: str = "instances_train2017.json", root: Path | None = None,
+              extra: dict | None = None, crowd: Sequence[dict] = (), ext: str = ".png") -> Path:
         root = root or tmp_path / "coco"
         (root / name).mkdir(parents=True, exist_ok=True)
         (root / "annotations").mkdir(parents=True, exist_ok=True)
@@ -59,7 +59,7 @@ def make_coco(tmp_path: Path) -> Callable[..., Path]:
 def make_voc(tmp_path: Path) -> Callable[..., Path]:
     """Return a function writing a VOCdevkit; objects are ``(name, x1, y1, x2, y2, difficult)`` in 1-based pixels."""
 
-    def build(images: Dict[str, Dict], year: str = "2007", split: str = "trainval") -> Path:
+    def build(images: dict[str, dict], year: str = "2007", split: str = "trainval") -> Path:
         root = tmp_path / "VOCdevkit"
         base = root / f"VOC{year}"
         for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):

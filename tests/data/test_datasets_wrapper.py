@@ -3,8 +3,16 @@
 import numpy as np
 import pytest
 
-from yolox.data import (CacheDataset, COCODataset, ConcatDataset, Dataset, MixConcatDataset, MosaicDetection,
-                        TrainTransform, VOCDetection)
+from yolox.data import (
+    CacheDataset,
+    COCODataset,
+    ConcatDataset,
+    Dataset,
+    MixConcatDataset,
+    MosaicDetection,
+    TrainTransform,
+    VOCDetection,
+)
 from yolox.data.datasets.datasets_wrapper import cache_read_img
 from yolox.utils.errors import UserError
 

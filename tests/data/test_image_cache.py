@@ -7,8 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from yolox.data import COCODataset
-from yolox.data import image_cache
+from yolox.data import COCODataset, image_cache
 from yolox.utils.errors import UserError
 
 SPECS = [{"size": (40, 60), "boxes": [[5, 5, 10, 10, 0]]}, {"size": (70, 50), "boxes": [[1, 2, 20, 30, 1]]},

@@ -8,8 +8,16 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
-from yolox.data import (COCODataset, DataLoader, InfiniteSampler, MosaicDetection, TrainTransform, ValTransform,
-                        YoloBatchSampler, worker_init_reset_seed)
+from yolox.data import (
+    COCODataset,
+    DataLoader,
+    InfiniteSampler,
+    MosaicDetection,
+    TrainTransform,
+    ValTransform,
+    YoloBatchSampler,
+    worker_init_reset_seed,
+)
 from yolox.data.data_augment import random_affine_matrix
 from yolox.data.dataloading import collate_batch, new_image_batch
 from yolox.data.datasets.mosaicdetection import load_images, mosaic_tile_placement

@@ -3,8 +3,19 @@
 from yolox.data.data_augment import TrainTransform, ValTransform, augment_hsv, preproc, random_affine
 from yolox.data.data_prefetcher import DataPrefetcher
 from yolox.data.dataloading import DataLoader, get_yolox_datadir, resolve_data_dir, worker_init_reset_seed
-from yolox.data.datasets import (COCO_CLASSES, VOC_CLASSES, CacheDataset, COCODataset, ConcatDataset, Dataset,
-                                 DetectionDataset, ImageRecord, MixConcatDataset, MosaicDetection, VOCDetection)
+from yolox.data.datasets import (
+    COCO_CLASSES,
+    VOC_CLASSES,
+    CacheDataset,
+    COCODataset,
+    ConcatDataset,
+    Dataset,
+    DetectionDataset,
+    ImageRecord,
+    MixConcatDataset,
+    MosaicDetection,
+    VOCDetection,
+)
 from yolox.data.samplers import InfiniteSampler, YoloBatchSampler
 
 __all__ = [

@@ -7,7 +7,7 @@ as ``x1, y1, x2, y2, class`` rows and leave ``TrainTransform`` as ``class, cx, c
 
 import math
 import random
-from typing import Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -17,15 +17,15 @@ MIN_BOX_SIDE = 1.0  # boxes this thin (pixels) after augmentation carry no learn
 LEGACY_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32).reshape(3, 1, 1)
 LEGACY_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32).reshape(3, 1, 1)
 
-Range = Union[float, Sequence[float]]
+Range = float | Sequence[float]
 
 
-def letterbox_scale(image_hw: Tuple[int, int], input_size: Tuple[int, int]) -> float:
+def letterbox_scale(image_hw: tuple[int, int], input_size: tuple[int, int]) -> float:
     """Scale that fits an image of ``image_hw`` inside ``input_size`` (both height, width)."""
     return min(input_size[0] / image_hw[0], input_size[1] / image_hw[1])
 
 
-def resize_to_fit(img: np.ndarray, input_size: Tuple[int, int]) -> Tuple[np.ndarray, float]:
+def resize_to_fit(img: np.ndarray, input_size: tuple[int, int]) -> tuple[np.ndarray, float]:
     """Resize ``img`` (keeping its aspect ratio) to fit ``input_size``; no copy when it already fits exactly."""
     height, width = img.shape[:2]
     ratio = letterbox_scale((height, width), input_size)
@@ -53,13 +53,13 @@ def write_chw_float(img: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def to_chw_float(img: np.ndarray, input_size: Tuple[int, int]) -> np.ndarray:
+def to_chw_float(img: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
     """Copy a HWC uint8 image into the top-left of a new ``3 x H x W`` float32 canvas filled with 114."""
     return write_chw_float(img, np.empty((3, input_size[0], input_size[1]), dtype=np.float32))
 
 
-def preproc(img: np.ndarray, input_size: Tuple[int, int],
-            swap: Tuple[int, int, int] = (2, 0, 1)) -> Tuple[np.ndarray, float]:
+def preproc(img: np.ndarray, input_size: tuple[int, int],
+            swap: tuple[int, int, int] = (2, 0, 1)) -> tuple[np.ndarray, float]:
     """Letterbox ``img`` to ``input_size`` (top-left, pad 114) as float32; returns the image and its scale."""
     resized, ratio = resize_to_fit(img, input_size)
     if tuple(swap) == (2, 0, 1):
@@ -93,7 +93,7 @@ def flip_boxes(boxes: np.ndarray, width: float) -> np.ndarray:
     return flipped
 
 
-def random_flip(img: np.ndarray, boxes: np.ndarray, prob: float) -> Tuple[np.ndarray, np.ndarray]:
+def random_flip(img: np.ndarray, boxes: np.ndarray, prob: float) -> tuple[np.ndarray, np.ndarray]:
     """Mirror the image and its boxes left-right with probability ``prob``."""
     if random.random() < prob:
         return cv2.flip(img, 1), flip_boxes(boxes, img.shape[1])
@@ -109,8 +109,8 @@ def draw_range(value: Range, center: float = 0.0) -> float:
     return random.uniform(value[0], value[1])
 
 
-def random_affine_matrix(source_hw: Tuple[int, int], target_hw: Tuple[int, int], degrees: Range = 10.0,
-                         translate: float = 0.1, scales: Range = 0.1, shear: Range = 10.0) -> Tuple[np.ndarray, float]:
+def random_affine_matrix(source_hw: tuple[int, int], target_hw: tuple[int, int], degrees: Range = 10.0,
+                         translate: float = 0.1, scales: Range = 0.1, shear: Range = 10.0) -> tuple[np.ndarray, float]:
     """Draw a 2x3 affine map (rotation, scale, shear, translation) from a source image onto a target.
 
     The rotation, scale and shear act about the source centre, which lands at the target centre moved
@@ -135,7 +135,7 @@ def random_affine_matrix(source_hw: Tuple[int, int], target_hw: Tuple[int, int],
     return matrix[:2], scale
 
 
-def transform_boxes(boxes: np.ndarray, matrix: np.ndarray, target_hw: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
+def transform_boxes(boxes: np.ndarray, matrix: np.ndarray, target_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Map ``x1, y1, x2, y2`` boxes through a 2x3 affine map: the box around the four moved corners, clipped.
 
     Returns the new boxes and the mask of those that keep a positive area inside the target.
@@ -151,9 +151,9 @@ def transform_boxes(boxes: np.ndarray, matrix: np.ndarray, target_hw: Tuple[int,
     return moved.astype(boxes.dtype, copy=False), keep
 
 
-def random_affine(img: np.ndarray, targets: np.ndarray, target_size: Tuple[int, int] = (640, 640),
+def random_affine(img: np.ndarray, targets: np.ndarray, target_size: tuple[int, int] = (640, 640),
                   degrees: Range = 10.0, translate: float = 0.1, scales: Range = 0.1,
-                  shear: Range = 10.0) -> Tuple[np.ndarray, np.ndarray]:
+                  shear: Range = 10.0) -> tuple[np.ndarray, np.ndarray]:
     """Warp ``img`` once onto a ``target_size`` (h, w) canvas padded with 114; boxes follow, empty ones dropped."""
     matrix, _ = random_affine_matrix(img.shape[:2], target_size, degrees, translate, scales, shear)
     warped = cv2.warpAffine(img, matrix, dsize=(target_size[1], target_size[0]),
@@ -191,7 +191,7 @@ class TrainTransform:
         self.hsv_prob = hsv_prob
 
     def augment(self, image: np.ndarray, targets: np.ndarray,
-                input_dim: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
+                input_dim: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """The augmented ``uint8`` HWC image (fitting ``input_dim``, not yet padded) and the padded targets.
 
         ``image`` may be modified in place; ``targets`` are ``x1, y1, x2, y2, class`` rows.
@@ -209,7 +209,7 @@ class TrainTransform:
         return resized, padded
 
     def __call__(self, image: np.ndarray, targets: np.ndarray,
-                 input_dim: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
+                 input_dim: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Augment one ``uint8`` BGR image (modified in place) and its ``x1, y1, x2, y2, class`` rows."""
         resized, padded = self.augment(image, targets, input_dim)
         return to_chw_float(resized, input_dim), padded
@@ -222,12 +222,12 @@ class ValTransform:
     with the ImageNet mean and std.
     """
 
-    def __init__(self, swap: Tuple[int, int, int] = (2, 0, 1), legacy: bool = False) -> None:
+    def __init__(self, swap: tuple[int, int, int] = (2, 0, 1), legacy: bool = False) -> None:
         self.swap = swap
         self.legacy = legacy
 
     def __call__(self, img: np.ndarray, res: np.ndarray,
-                 input_size: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
+                 input_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Letterbox ``img``; ``res`` (the targets) is ignored and a ``[1, 5]`` zero array returned."""
         img, _ = preproc(img, input_size, self.swap)
         if self.legacy:

@@ -1,6 +1,6 @@
 """Moves the next training batch to the device while the current one is being used."""
 
-from typing import Iterable, Iterator, Optional, Tuple
+from collections.abc import Iterable, Iterator
 
 import torch
 
@@ -18,7 +18,7 @@ class DataPrefetcher:
         self._stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         self._next = self._start_copy() if self._stream is not None else None
 
-    def _start_copy(self) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+    def _start_copy(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Launch the asynchronous copy of the next batch on the side stream (None at the end)."""
         try:
             images, targets = next(self._batches)[:2]
@@ -27,7 +27,7 @@ class DataPrefetcher:
         with torch.cuda.stream(self._stream):
             return images.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
 
-    def next(self) -> Tuple[torch.Tensor, torch.Tensor]:
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next ``(images, targets)`` on the device; raises StopIteration when the loader ends."""
         if self._stream is None:
             images, targets = next(self._batches)[:2]
@@ -43,7 +43,7 @@ class DataPrefetcher:
         self._next = self._start_copy()
         return images, targets
 
-    def __iter__(self) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self
 
     __next__ = next

@@ -2,8 +2,9 @@
 
 import os
 import random
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,7 +20,7 @@ def get_yolox_datadir() -> Path:
     return Path(os.environ.get(DATADIR_ENV) or "datasets")
 
 
-def resolve_data_dir(data_dir: Optional[str], subfolder: str) -> Tuple[Path, str]:
+def resolve_data_dir(data_dir: str | None, subfolder: str) -> tuple[Path, str]:
     """The dataset folder and a phrase saying where it came from (for error messages).
 
     An explicit ``data_dir`` wins; else ``<datasets folder>/<subfolder>`` (see ``get_yolox_datadir``), or
@@ -48,7 +49,7 @@ def worker_init_reset_seed(worker_id: int) -> None:
     torch.manual_seed(seed)
 
 
-def new_image_batch(count: int, input_hw: Tuple[int, int]) -> torch.Tensor:
+def new_image_batch(count: int, input_hw: tuple[int, int]) -> torch.Tensor:
     """An uninitialised float32 ``[count, 3, H, W]`` tensor; in shared memory inside a loader worker.
 
     A batch built in shared memory crosses to the main process without a copy, as torch's own collate does.
@@ -63,7 +64,7 @@ def new_image_batch(count: int, input_hw: Tuple[int, int]) -> torch.Tensor:
     return batch
 
 
-def batch_of_views(images: Sequence[Any]) -> Optional[torch.Tensor]:
+def batch_of_views(images: Sequence[Any]) -> torch.Tensor | None:
     """The ``new_image_batch`` tensor whose consecutive rows ``images`` are (see ``MosaicDetection.__getitems__``).
 
     None for anything else: a view of some other tensor (a dataset's cache, say) must be copied as usual.
@@ -78,7 +79,7 @@ def batch_of_views(images: Sequence[Any]) -> Optional[torch.Tensor]:
     return base
 
 
-def collate_batch(batch: List[Sequence[Any]]) -> Any:
+def collate_batch(batch: list[Sequence[Any]]) -> Any:
     """torch's ``default_collate``, except that images already laid out as one batch tensor are not copied."""
     images = batch_of_views([sample[0] for sample in batch]) if batch and isinstance(batch[0], tuple) else None
     if images is None:

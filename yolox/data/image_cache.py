@@ -7,9 +7,9 @@ size, so an edited, added or removed image, or another input size, rebuilds exac
 import hashlib
 import json
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from loguru import logger
@@ -45,7 +45,7 @@ def available_memory_bytes() -> int:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def check_ram_for_cache(resized_hw: Sequence[Tuple[int, int]], dataset_name: str) -> int:
+def check_ram_for_cache(resized_hw: Sequence[tuple[int, int]], dataset_name: str) -> int:
     """Return the bytes a RAM cache of these resized images needs; UserError when memory is short."""
     needed = int(sum(height * width * 3 for height, width in resized_hw))
     available = available_memory_bytes()
@@ -57,7 +57,7 @@ def check_ram_for_cache(resized_hw: Sequence[Tuple[int, int]], dataset_name: str
     return needed
 
 
-def fill_ram_cache(count: int, load_resized: ImageLoader, dataset_name: str) -> List[np.ndarray]:
+def fill_ram_cache(count: int, load_resized: ImageLoader, dataset_name: str) -> list[np.ndarray]:
     """Decode and resize every image once, in threads; the arrays are made read-only to guard the cache."""
     logger.info(f"caching {count} resized images of {dataset_name} in RAM")
     with ThreadPoolExecutor(cache_threads()) as pool:
@@ -70,7 +70,7 @@ def fill_ram_cache(count: int, load_resized: ImageLoader, dataset_name: str) -> 
 class DiskImageCache:
     """Resized images stored as ``.npy`` files beside a manifest that says what they were made from."""
 
-    def __init__(self, cache_dir: Path, img_size: Tuple[int, int], image_paths: Sequence[Path],
+    def __init__(self, cache_dir: Path, img_size: tuple[int, int], image_paths: Sequence[Path],
                  keys: Sequence[str]) -> None:
         self.cache_dir = Path(cache_dir)
         self.img_size = (int(img_size[0]), int(img_size[1]))
@@ -78,7 +78,7 @@ class DiskImageCache:
         self.keys = list(keys)
         self.files = [self.cache_dir / (hashlib.sha1(key.encode("utf-8")).hexdigest()[:24] + ".npy") for key in keys]
 
-    def _read_manifest(self) -> Dict[str, List[int]]:
+    def _read_manifest(self) -> dict[str, list[int]]:
         """Entries of the current manifest (key -> [size, mtime_ns]); empty when absent or for another size."""
         path = self.cache_dir / MANIFEST_NAME
         try:
@@ -89,7 +89,7 @@ class DiskImageCache:
             return {}
         return manifest.get("entries", {})
 
-    def _write_manifest(self, entries: Dict[str, List[int]]) -> None:
+    def _write_manifest(self, entries: dict[str, list[int]]) -> None:
         """Replace the manifest atomically so a crash never leaves a half-written one."""
         tmp = self.cache_dir / (MANIFEST_NAME + f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"version": MANIFEST_VERSION, "img_size": list(self.img_size),
@@ -104,8 +104,8 @@ class DiskImageCache:
             raise UserError(f"cannot create the disk cache folder {self.cache_dir} ({err.strerror}): "
                             f"make its parent writable or use --cache ram") from None
         old_entries = self._read_manifest()
-        entries: Dict[str, List[int]] = {}
-        stale: List[int] = []
+        entries: dict[str, list[int]] = {}
+        stale: list[int] = []
         for index, (key, path, cache_file) in enumerate(zip(self.keys, self.image_paths, self.files)):
             stat = path.stat()
             fingerprint = [stat.st_size, stat.st_mtime_ns]
@@ -140,7 +140,7 @@ def default_cache_dir(data_dir: Path, name: str) -> Path:
     return Path(data_dir) / "img_resized_cache" / name
 
 
-def validate_cache_type(cache_type: Optional[str]) -> str:
+def validate_cache_type(cache_type: str | None) -> str:
     """Return ``cache_type`` when it names a cache kind, else raise a UserError listing the kinds."""
     if cache_type not in CACHE_TYPES:
         raise UserError(f"unknown cache type {cache_type!r}: use one of {', '.join(CACHE_TYPES)}")

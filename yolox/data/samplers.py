@@ -1,7 +1,7 @@
 """Samplers for training: an endless seeded, rank-aware index stream and batches carrying the mosaic flag."""
 
 import itertools
-from typing import Iterator, List, Optional, Tuple
+from collections.abc import Iterator
 
 import torch
 import torch.distributed as dist
@@ -15,8 +15,8 @@ class InfiniteSampler(Sampler):
     alike from ``seed``, so within each pass the ranks see disjoint indices.
     """
 
-    def __init__(self, size: int, shuffle: bool = True, seed: int = 0, rank: Optional[int] = None,
-                 world_size: Optional[int] = None) -> None:
+    def __init__(self, size: int, shuffle: bool = True, seed: int = 0, rank: int | None = None,
+                 world_size: int | None = None) -> None:
         if size <= 0:
             raise ValueError(f"InfiniteSampler needs a dataset with at least one item, got size={size}")
         distributed = dist.is_available() and dist.is_initialized()
@@ -56,6 +56,6 @@ class YoloBatchSampler(BatchSampler):
         super().__init__(sampler, batch_size, drop_last)
         self.mosaic = mosaic
 
-    def __iter__(self) -> Iterator[List[Tuple[bool, int]]]:
+    def __iter__(self) -> Iterator[list[tuple[bool, int]]]:
         for batch in super().__iter__():
             yield [(self.mosaic, index) for index in batch]
