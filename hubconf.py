@@ -3,8 +3,17 @@
 Pretrained weights are read from ``ckpt_path`` or the torch hub cache, never downloaded (see yolox.models.build).
 """
 
-from yolox.models.build import (create_yolox_model, yolov3, yolox_custom, yolox_l, yolox_m, yolox_nano, yolox_s,
-                                yolox_tiny, yolox_x)
+from yolox.models.build import (
+    create_yolox_model,
+    yolov3,
+    yolox_custom,
+    yolox_l,
+    yolox_m,
+    yolox_nano,
+    yolox_s,
+    yolox_tiny,
+    yolox_x,
+)
 
 dependencies = ["torch", "torchvision", "loguru", "numpy", "cv2"]
 

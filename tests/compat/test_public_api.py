@@ -95,8 +95,16 @@ def test_vis_draws_in_place_and_visualize_assign(tmp_path):
 
 
 def test_single_process_dist_helpers():
-    from yolox.utils import (all_gather, all_reduce, gather, get_local_size, get_num_devices, synchronize,
-                             time_synchronized, wait_for_the_master)
+    from yolox.utils import (
+        all_gather,
+        all_reduce,
+        gather,
+        get_local_size,
+        get_num_devices,
+        synchronize,
+        time_synchronized,
+        wait_for_the_master,
+    )
 
     assert all_gather({"a": 1}) == [{"a": 1}] and gather(3) == [3]
     assert get_local_size() == 1 and get_num_devices() == torch.cuda.device_count()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from yolox.models.attention import ResidualScaledAttention, _ATTENTION_REGISTRY
+from yolox.models.attention import _ATTENTION_REGISTRY, ResidualScaledAttention
 
 # Inputs this close to 0 carry no information about the gate (0 * g = 0).
 MIN_INPUT_MAGNITUDE = 1e-6

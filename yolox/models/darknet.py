@@ -1,6 +1,6 @@
 """Backbones: Darknet-21/53 (YOLOv3) and CSPDarknet (YOLOX), each returning a dict of named stages."""
 
-from typing import Dict, List, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -18,7 +18,7 @@ def _check_out_features(out_features: Sequence[str]) -> tuple:
     return tuple(out_features)
 
 
-def _stage_outputs(backbone: nn.Module, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+def _stage_outputs(backbone: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
     """Run ``x`` through the backbone's stages in order; return those named in its ``out_features``."""
     outputs = {}
     for name in STAGE_NAMES:
@@ -71,7 +71,7 @@ class Darknet(nn.Module):
         )
 
     @staticmethod
-    def _stage(in_channels: int, num_blocks: int) -> List[nn.Module]:
+    def _stage(in_channels: int, num_blocks: int) -> list[nn.Module]:
         """Return a stride-2 conv that doubles the channels followed by ``num_blocks`` residual units."""
         out_channels = in_channels * 2
         return [BaseConv(in_channels, out_channels, ksize=3, stride=2, act="lrelu")] + [
@@ -79,7 +79,7 @@ class Darknet(nn.Module):
         ]
 
     @staticmethod
-    def _spp_block(in_channels: int, hidden: int, wide: int) -> List[nn.Module]:
+    def _spp_block(in_channels: int, hidden: int, wide: int) -> list[nn.Module]:
         """Return the YOLOv3-SPP tail: 1x1, 3x3, SPP, 3x3, 1x1, ending with ``hidden`` channels."""
         return [
             BaseConv(in_channels, hidden, 1, stride=1, act="lrelu"),
@@ -89,7 +89,7 @@ class Darknet(nn.Module):
             BaseConv(wide, hidden, 1, stride=1, act="lrelu"),
         ]
 
-    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Return the requested stage outputs by name.
 
         Args:
@@ -150,7 +150,7 @@ class CSPDarknet(nn.Module):
             ),
         )
 
-    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Return the requested stage outputs by name.
 
         Args:

@@ -1,7 +1,6 @@
 """Convolution units and the CSP building blocks shared by the backbones, necks and the head."""
 
-from collections.abc import Callable
-from typing import Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -114,7 +113,7 @@ class _BatchNormSiLUFunction(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: FunctionCtx, grad_output: torch.Tensor) -> Tuple[Optional[torch.Tensor], ...]:
+    def backward(ctx: FunctionCtx, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         """Recompute the BN output, then chain SiLU's and BatchNorm's own backward kernels."""
         x, weight, bias, mean, invstd = ctx.saved_tensors
         scale = weight * invstd

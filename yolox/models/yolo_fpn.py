@@ -1,6 +1,6 @@
 """YOLOFPN: the YOLOv3 feature pyramid on a Darknet backbone (leaky ReLU)."""
 
-from typing import Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -36,7 +36,7 @@ class YOLOFPN(nn.Module):
             BaseConv(wide, narrow, 1, 1, act="lrelu"),
         )
 
-    def forward(self, images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return the feature maps at strides 8, 16 and 32."""
         check_input_size(images)
         features = self.backbone(images)

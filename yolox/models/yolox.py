@@ -1,6 +1,5 @@
 """The YOLOX detector: a backbone with neck (YOLOPAFPN or YOLOFPN) followed by a YOLOXHead."""
 
-from typing import Dict, Optional, Union
 
 import torch
 from torch import nn
@@ -18,14 +17,14 @@ class YOLOX(nn.Module):
         head: the detection head, or None for ``YOLOXHead(80)``. Default: None.
     """
 
-    def __init__(self, backbone: Optional[nn.Module] = None, head: Optional[nn.Module] = None) -> None:
+    def __init__(self, backbone: nn.Module | None = None, head: nn.Module | None = None) -> None:
         super().__init__()
         self.backbone = backbone if backbone is not None else YOLOPAFPN()
         self.head = head if head is not None else YOLOXHead(80)
 
     def forward(
-        self, x: torch.Tensor, targets: Optional[torch.Tensor] = None
-    ) -> Union[torch.Tensor, Dict[str, torch.Tensor]]:
+        self, x: torch.Tensor, targets: torch.Tensor | None = None
+    ) -> torch.Tensor | dict[str, torch.Tensor]:
         """Return losses for ``(images, targets)`` in train mode, decoded predictions in eval mode.
 
         Args:

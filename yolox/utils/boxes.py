@@ -1,12 +1,10 @@
 """Box geometry helpers and the detection post-processing (score filter + NMS), all vectorised."""
 
-from typing import List, Optional, Union
-
 import numpy as np
 import torch
 import torchvision
 
-ArrayLike = Union[np.ndarray, torch.Tensor]
+ArrayLike = np.ndarray | torch.Tensor
 
 
 def _copy(boxes: ArrayLike) -> ArrayLike:
@@ -79,7 +77,7 @@ def postprocess(
     conf_thre: float = 0.7,
     nms_thre: float = 0.45,
     class_agnostic: bool = False,
-) -> List[Optional[torch.Tensor]]:
+) -> list[torch.Tensor | None]:
     """Filter and NMS raw detections ``[B, A, 5 + num_classes]`` (cx, cy, w, h, obj, class scores).
 
     Returns one entry per image: ``None`` when nothing survives, else a tensor of rows
@@ -98,7 +96,7 @@ def postprocess(
     detections = torch.cat((boxes, objectness, class_conf, class_pred.to(prediction.dtype)), dim=2)
     keep = (objectness * class_conf).squeeze(2) >= conf_thre
 
-    outputs: List[Optional[torch.Tensor]] = []
+    outputs: list[torch.Tensor | None] = []
     # One NMS call per image: offsetting boxes to batch images together would cost float precision.
     for image_detections, image_keep in zip(detections, keep):
         candidates = image_detections[image_keep]

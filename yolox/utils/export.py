@@ -8,10 +8,10 @@ boxes are decoded) is stored in ONNX ``metadata_props`` and in a JSON extra file
 
 import json
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -40,7 +40,7 @@ TORCHSCRIPT_METADATA_FILE = "yolox_metadata.json"
 
 def export_metadata(
     exp: Any,
-    class_names: Optional[Sequence[str]],
+    class_names: Sequence[str] | None,
     input_hw: Sequence[int],
     decode_in_inference: bool,
     dynamic_batch: bool = True,
@@ -75,7 +75,7 @@ def prepare_for_export(model: nn.Module, decode_in_inference: bool) -> nn.Module
     return model
 
 
-def _check_output_path(output_path: Union[str, Path]) -> Path:
+def _check_output_path(output_path: str | Path) -> Path:
     path = Path(output_path)
     if path.is_dir():
         raise UserError(f"output {path} is a folder: give a file name such as {path / 'model.onnx'}")
@@ -111,7 +111,7 @@ def simplify_onnx(onnx_model: Any) -> Any:
 
 def export_onnx(
     model: nn.Module,
-    output_path: Union[str, Path],
+    output_path: str | Path,
     input_hw: Sequence[int],
     metadata: dict[str, str],
     opset: int = DEFAULT_OPSET,
@@ -160,7 +160,7 @@ def export_onnx(
     return path
 
 
-def read_onnx_metadata(path: Union[str, Path]) -> dict:
+def read_onnx_metadata(path: str | Path) -> dict:
     """Return the parsed metadata of an exported ONNX file."""
     import onnx
 
@@ -170,7 +170,7 @@ def read_onnx_metadata(path: Union[str, Path]) -> dict:
 
 def export_torchscript(
     model: nn.Module,
-    output_path: Union[str, Path],
+    output_path: str | Path,
     input_hw: Sequence[int],
     metadata: dict[str, str],
 ) -> Path:
@@ -187,7 +187,7 @@ def export_torchscript(
 
 
 def load_torchscript(
-    path: Union[str, Path], device: Union[str, torch.device] = "cpu"
+    path: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[torch.jit.ScriptModule, dict]:
     """Load an exported TorchScript file and its parsed metadata."""
     path = Path(path)

@@ -99,7 +99,7 @@ class WandbLogger:
         self.run.define_metric("val/*", step_metric="train/epoch")
 
     @classmethod
-    def initialize_wandb_logger(cls, args: Namespace, exp: Any, val_dataset: Any = None) -> "WandbLogger":
+    def initialize_wandb_logger(cls, args: Namespace, exp: Any, val_dataset: Any = None) -> WandbLogger:
         """Build the logger from the train command: ``wandb-<option> value`` pairs in ``args.opts``."""
         _, options = split_wandb_options(getattr(args, "opts", None))
         if "num_eval_images" in options:

@@ -13,9 +13,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -61,7 +61,7 @@ class Detections:
         """Return a result without detections."""
         return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), np.int64))
 
-    def describe(self, class_names: Optional[Sequence[str]] = None) -> list[str]:
+    def describe(self, class_names: Sequence[str] | None = None) -> list[str]:
         """Return one human-readable line per detection: name, score and box."""
         lines = []
         for box, score, class_id in zip(self.boxes, self.scores, self.class_ids):
@@ -132,9 +132,9 @@ def postprocess(
     conf_thre: float = 0.7,
     nms_thre: float = 0.45,
     class_agnostic: bool = False,
-) -> list[Optional[np.ndarray]]:
+) -> list[np.ndarray | None]:
     """Score filter and NMS on decoded [B, A, 5 + C]; per image rows x1, y1, x2, y2, obj, cls_score, cls_idx."""
-    results: list[Optional[np.ndarray]] = []
+    results: list[np.ndarray | None] = []
     for image_pred in prediction:
         cx, cy, w, h = (image_pred[:, i] for i in range(4))
         corners = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
@@ -164,7 +164,7 @@ def postprocess(
     return results
 
 
-def to_detections(rows: Optional[np.ndarray], ratio: float, image_hw: Sequence[int]) -> Detections:
+def to_detections(rows: np.ndarray | None, ratio: float, image_hw: Sequence[int]) -> Detections:
     """Map post-processed rows from network input pixels back to the original image, clipped to it."""
     if rows is None or len(rows) == 0:
         return Detections.empty()
@@ -223,8 +223,8 @@ class OnnxDetector:
     def __init__(
         self,
         model_path: Path,
-        input_hw: Optional[Sequence[int]] = None,
-        providers: Optional[list[str]] = None,
+        input_hw: Sequence[int] | None = None,
+        providers: list[str] | None = None,
     ):
         """Open ``model_path``; ``input_hw`` overrides the export size (only for dynamic H/W exports)."""
         try:
@@ -280,7 +280,7 @@ def parse_size(text: str) -> tuple[int, int]:
     return sides[0], sides[-1]
 
 
-def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Run an exported YOLOX ONNX model on images with onnxruntime.")
     parser.add_argument("model", type=Path, help="the .onnx file written by tools/export_onnx.py")
     parser.add_argument("path", type=Path, help="an image, or a folder searched recursively for images")
@@ -312,7 +312,7 @@ def detect_and_draw(args: argparse.Namespace) -> None:
         cv2.imwrite(str(target), drawn)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry: detect on every image, print the detections, write drawn copies."""
     args = _parse_args(argv)
     return run_as_command(lambda: detect_and_draw(args))

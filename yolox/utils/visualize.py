@@ -4,7 +4,7 @@ Only numpy and OpenCV are used, so deployments without PyTorch can draw with the
 """
 
 import colorsys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -30,14 +30,14 @@ def contrasting_text_color(background_bgr: Sequence[int]) -> tuple[int, int, int
     return (0, 0, 0) if luma > _LIGHT_BACKGROUND_LUMA else (255, 255, 255)
 
 
-def class_name(class_id: int, class_names: Optional[Sequence[str]] = None) -> str:
+def class_name(class_id: int, class_names: Sequence[str] | None = None) -> str:
     """Return the name of ``class_id``, or ``"class <id>"`` when no name is known."""
     if class_names is not None and 0 <= class_id < len(class_names):
         return str(class_names[class_id])
     return f"class {class_id}"
 
 
-def label_text(class_id: int, score: float, class_names: Optional[Sequence[str]] = None) -> str:
+def label_text(class_id: int, score: float, class_names: Sequence[str] | None = None) -> str:
     """Return the label drawn for one detection, e.g. ``"dog 0.87"``."""
     return f"{class_name(class_id, class_names)} {score:.2f}"
 
@@ -47,7 +47,7 @@ def draw_detections(
     boxes: np.ndarray,
     scores: np.ndarray,
     class_ids: np.ndarray,
-    class_names: Optional[Sequence[str]] = None,
+    class_names: Sequence[str] | None = None,
     score_threshold: float = 0.0,
 ) -> np.ndarray:
     """Return a copy of the BGR ``image`` with every box (x1, y1, x2, y2) scoring >= ``score_threshold`` drawn."""
