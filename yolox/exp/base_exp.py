@@ -4,8 +4,9 @@ import ast
 import difflib
 import inspect
 from abc import ABCMeta, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, Sequence
+from typing import Any
 
 import torch
 from tabulate import tabulate
@@ -116,7 +117,7 @@ class BaseExp(metaclass=ABCMeta):
              return_outputs: bool = False) -> Any:
         """Evaluate ``model`` with ``evaluator``."""
 
-    def public_settings(self) -> Dict[str, Any]:
+    def public_settings(self) -> dict[str, Any]:
         """The exp's settings (public attributes that are not methods), by name."""
         return {key: value for key, value in vars(self).items() if not key.startswith("_")}
 

@@ -5,7 +5,6 @@ import importlib.util
 import sys
 import traceback
 from pathlib import Path
-from typing import Optional
 
 from yolox.exp.base_exp import BaseExp
 from yolox.utils.errors import UserError
@@ -63,7 +62,7 @@ def get_exp_by_name(exp_name: str) -> BaseExp:
     return module.Exp()
 
 
-def get_exp(exp_file: Optional[str] = None, exp_name: Optional[str] = None) -> BaseExp:
+def get_exp(exp_file: str | None = None, exp_name: str | None = None) -> BaseExp:
     """The Exp of ``exp_file`` when given, else the default exp named ``exp_name``."""
     if exp_file:
         return get_exp_by_file(exp_file)

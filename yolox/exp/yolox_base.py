@@ -2,7 +2,7 @@
 
 import math
 import random
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -32,26 +32,26 @@ class Exp(BaseExp):
         self.act = "silu"
         self.depthwise = False
         # ---------------- attention ---------------- #
-        self.attention: Optional[str] = None
+        self.attention: str | None = None
         self.attention_position = "backbone"  # backbone (before fusion) | neck (PAN outputs) | both
-        self.attention_levels: Optional[Tuple[str, ...]] = None  # None: every level of the position
-        self.attention_kwargs: Dict[str, Any] = {}
+        self.attention_levels: tuple[str, ...] | None = None  # None: every level of the position
+        self.attention_kwargs: dict[str, Any] = {}
         self.attention_init = "paper"
         # ---------------- backbone ---------------- #
         self.backbone = "cspdarknet"  # cspdarknet | resnet18 | resnet34 | resnet50 | resnet101 | resnet152
-        self.backbone_weights: Optional[str] = None  # ResNet: a local torchvision ImageNet state dict (.pth)
+        self.backbone_weights: str | None = None  # ResNet: a local torchvision ImageNet state dict (.pth)
         self.freeze_backbone_stages = 0  # ResNet: k in 0..4 freezes the stem and layer1..layer k
-        self.block_attention: Optional[str] = None  # ResNet: attention inside the residual blocks
+        self.block_attention: str | None = None  # ResNet: attention inside the residual blocks
         self.block_attention_position = "standard"  # standard | pre | post | identity
-        self.block_attention_stages: Tuple[str, ...] = ("layer3", "layer4")
-        self.block_attention_kwargs: Dict[str, Any] = {}
+        self.block_attention_stages: tuple[str, ...] = ("layer3", "layer4")
+        self.block_attention_kwargs: dict[str, Any] = {}
         self.block_attention_init = "paper"
         # ---------------- data ---------------- #
         self.data_num_workers = 4
         self.input_size = (640, 640)
         self.multiscale_range = 5
-        self.random_size: Optional[Tuple[int, int]] = None
-        self.data_dir: Optional[str] = None
+        self.random_size: tuple[int, int] | None = None
+        self.data_dir: str | None = None
         self.dataset_format = "coco"
         self.train_ann = "instances_train2017.json"
         self.val_ann = "instances_val2017.json"
@@ -59,7 +59,7 @@ class Exp(BaseExp):
         self.train_name = "train2017"
         self.val_name = "val2017"
         self.test_name = "test2017"
-        self.class_names: Optional[Tuple[str, ...]] = None
+        self.class_names: tuple[str, ...] | None = None
         self.voc_train_sets = (("2007", "trainval"), ("2012", "trainval"))
         self.voc_test_sets = (("2007", "test"),)
         # ---------------- augmentation ---------------- #
@@ -80,7 +80,7 @@ class Exp(BaseExp):
         self.min_lr_ratio = 0.05
         self.basic_lr_per_img = 0.01 / 64.0
         self.scheduler = "yoloxwarmcos"
-        self.milestones: Tuple[int, ...] = ()
+        self.milestones: tuple[int, ...] = ()
         self.no_aug_epochs = 15
         self.ema = True
         self.weight_decay = 5e-4
@@ -138,8 +138,11 @@ class Exp(BaseExp):
     def validate_backbone(self) -> None:
         """Check the backbone keys: a known backbone, ResNet-only keys only with a ResNet, valid block attention."""
         from yolox.models import ATTENTION_INIT_MODES, available_attentions
-        from yolox.models.resnet import (RESNET_BACKBONES, check_block_attention_position,
-                                         normalize_block_attention_stages)
+        from yolox.models.resnet import (
+            RESNET_BACKBONES,
+            check_block_attention_position,
+            normalize_block_attention_stages,
+        )
 
         if self.backbone not in ("cspdarknet", *RESNET_BACKBONES):
             raise UserError(f"exp key backbone={self.backbone!r} is unknown: use one of "
@@ -171,8 +174,13 @@ class Exp(BaseExp):
 
     def validate_attention(self) -> None:
         """Check the attention keys against what yolox.models accepts and store them in canonical (lower) case."""
-        from yolox.models import (ATTENTION_INIT_MODES, available_attentions, normalize_attention_name,
-                                  normalize_attention_position, resolve_attention_levels)
+        from yolox.models import (
+            ATTENTION_INIT_MODES,
+            available_attentions,
+            normalize_attention_name,
+            normalize_attention_position,
+            resolve_attention_levels,
+        )
 
         attention = normalize_attention_name(self.attention)
         if attention is not None and attention not in available_attentions():
@@ -195,20 +203,20 @@ class Exp(BaseExp):
         self.attention, self.attention_init, self.attention_position = attention, init, position
         self.attention_levels = levels
 
-    def resolved_attention_levels(self) -> Tuple[str, ...]:
+    def resolved_attention_levels(self) -> tuple[str, ...]:
         """The levels that carry attention blocks: ``attention_levels``, or every level of the position."""
         from yolox.models import resolve_attention_levels
 
         return resolve_attention_levels(self.attention_position, self.attention_levels, self.backbone_levels())
 
-    def backbone_levels(self) -> Tuple[str, ...]:
+    def backbone_levels(self) -> tuple[str, ...]:
         """Names of the backbone outputs the neck fuses: dark3..dark5 for CSPDarknet, c3..c5 for a ResNet."""
         from yolox.models import BACKBONE_LEVELS
         from yolox.models.resnet import RESNET_OUT_FEATURES
 
         return BACKBONE_LEVELS if self.backbone == "cspdarknet" else RESNET_OUT_FEATURES
 
-    def meta(self) -> Dict[str, Any]:
+    def meta(self) -> dict[str, Any]:
         """Plain-Python description of the model stored in checkpoints and checked when loading them."""
         return {
             "exp_name": self.exp_name,
@@ -230,7 +238,7 @@ class Exp(BaseExp):
             "block_attention_init": self.block_attention_init,
         }
 
-    def check_meta(self, meta: Optional[Dict[str, Any]], ckpt_path: str) -> None:
+    def check_meta(self, meta: dict[str, Any] | None, ckpt_path: str) -> None:
         """Raise a UserError when a checkpoint's meta describes another model than this exp builds."""
         if not meta:
             return
@@ -315,7 +323,7 @@ class Exp(BaseExp):
         model.train()
 
     # ------------------------------------------------------------------ data
-    def resolved_class_names(self) -> Optional[Tuple[str, ...]]:
+    def resolved_class_names(self) -> tuple[str, ...] | None:
         """Class names from the exp when set (the datasets otherwise supply their own)."""
         return tuple(self.class_names) if self.class_names is not None else None
 
@@ -333,13 +341,19 @@ class Exp(BaseExp):
                            num_classes=self.num_classes)
 
     def get_data_loader(self, batch_size: int, is_distributed: bool, no_aug: bool = False,
-                        cache_img: Optional[str] = None) -> Any:
+                        cache_img: str | None = None) -> Any:
         """The infinite training loader: mosaic/mixup dataset, seeded rank-aware sampler, worker seeding.
 
         ``batch_size`` is the total over all processes, as the trainer passes it; each rank loads its share.
         """
-        from yolox.data import (DataLoader, InfiniteSampler, MosaicDetection, TrainTransform, YoloBatchSampler,
-                                worker_init_reset_seed)
+        from yolox.data import (
+            DataLoader,
+            InfiniteSampler,
+            MosaicDetection,
+            TrainTransform,
+            YoloBatchSampler,
+            worker_init_reset_seed,
+        )
 
         if getattr(self, "dataset", None) is None:
             self.dataset = self.get_dataset(cache=cache_img is not None, cache_type=cache_img or "ram")
@@ -356,19 +370,19 @@ class Exp(BaseExp):
             batch_size //= dist.get_world_size()
         sampler = InfiniteSampler(len(self.dataset), seed=self.seed if self.seed is not None else 0)
         batch_sampler = YoloBatchSampler(sampler=sampler, batch_size=batch_size, drop_last=False, mosaic=not no_aug)
-        loader_kwargs: Dict[str, Any] = {"num_workers": self.data_num_workers, "pin_memory": torch.cuda.is_available(),
+        loader_kwargs: dict[str, Any] = {"num_workers": self.data_num_workers, "pin_memory": torch.cuda.is_available(),
                                          "batch_sampler": batch_sampler, "worker_init_fn": worker_init_reset_seed,
                                          "persistent_workers": self.data_num_workers > 0}
         return DataLoader(self.dataset, **loader_kwargs)
 
-    def multiscale_bounds(self) -> Tuple[int, int]:
+    def multiscale_bounds(self) -> tuple[int, int]:
         """Smallest and largest multiscale side in units of 32 (``random_size`` wins when set)."""
         if self.random_size is not None:
             return int(self.random_size[0]), int(self.random_size[1])
         base = int(self.input_size[0] / 32)
         return base - self.multiscale_range, base + self.multiscale_range
 
-    def random_resize(self, data_loader: Any, epoch: int, rank: int, is_distributed: bool) -> Tuple[int, int]:
+    def random_resize(self, data_loader: Any, epoch: int, rank: int, is_distributed: bool) -> tuple[int, int]:
         """Draw the next multiscale input size (on rank 0, shared with all ranks), keeping the aspect ratio."""
         size_tensor = torch.zeros(2, dtype=torch.long)
         if rank == 0:
@@ -384,7 +398,7 @@ class Exp(BaseExp):
         return int(size_tensor[0]), int(size_tensor[1])
 
     def preprocess(self, inputs: torch.Tensor, targets: torch.Tensor,
-                   tsize: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
+                   tsize: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Resize a batch to ``tsize`` (bilinear) and scale its box coordinates to match."""
         scale_y = tsize[0] / self.input_size[0]
         scale_x = tsize[1] / self.input_size[1]
@@ -401,9 +415,9 @@ class Exp(BaseExp):
         if getattr(self, "optimizer", None) is not None:
             return self.optimizer
         lr = self.warmup_lr if self.warmup_epochs > 0 else self.basic_lr_per_img * batch_size
-        no_decay: List[nn.Parameter] = []
-        decay: List[nn.Parameter] = []
-        biases: List[nn.Parameter] = []
+        no_decay: list[nn.Parameter] = []
+        decay: list[nn.Parameter] = []
+        biases: list[nn.Parameter] = []
         for module in self.model.modules():
             for name, param in module.named_parameters(recurse=False):
                 if not param.requires_grad:
