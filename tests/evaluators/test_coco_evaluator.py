@@ -152,7 +152,8 @@ def test_evaluator_end_to_end_with_letterbox(coco_set) -> None:
         dataset = LetterboxedGroundTruth(json_file, (128, 160))
     loader = torch.utils.data.DataLoader(dataset, batch_size=4)
     evaluator = COCOEvaluator(loader, (128, 160), confthre=0.01, nmsthre=0.65, num_classes=len(dataset.class_ids))
-    (ap50_95, ap50, summary), outputs = evaluator.evaluate(OracleModel(*coco_truth(dataset), (128, 160), len(dataset.class_ids)), return_outputs=True)
+    oracle = OracleModel(*coco_truth(dataset), (128, 160), len(dataset.class_ids))
+    (ap50_95, ap50, summary), outputs = evaluator.evaluate(oracle, return_outputs=True)
     assert ap50_95 == pytest.approx(1.0) and ap50 == pytest.approx(1.0)
     assert "Average forward time" in summary and "per class AP" in summary
     first = dataset.coco.loadAnns(dataset.coco.getAnnIds(imgIds=[dataset.ids[0]]))
@@ -182,7 +183,8 @@ def test_testdev_writes_results_without_scoring(coco_set, tmp_path) -> None:
     with contextlib.redirect_stdout(io.StringIO()):
         dataset = LetterboxedGroundTruth(json_file, (128, 160))
     out = tmp_path / "dets.json"
-    evaluator = COCOEvaluator(torch.utils.data.DataLoader(dataset, batch_size=3), (128, 160), 0.01, 0.65, 5, testdev=True, testdev_json=out)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=3)
+    evaluator = COCOEvaluator(loader, (128, 160), 0.01, 0.65, 5, testdev=True, testdev_json=out)
     ap50_95, ap50, summary = evaluator.evaluate(OracleModel(*coco_truth(dataset), (128, 160), len(dataset.class_ids)))
     assert (ap50_95, ap50) == (0.0, 0.0) and "not scored" in summary
     written = json.loads(out.read_text())

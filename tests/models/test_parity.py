@@ -88,7 +88,7 @@ def direct_simota(gt_boxes, gt_classes, box_preds, obj_logits, cls_logits, grids
 def test_batched_simota_equals_direct_version():
     torch.manual_seed(0)
     head = YOLOXHead(num_classes=4)
-    shapes, strides_per_level = [(8, 8), (4, 4), (2, 2)], [8, 16, 32]
+    shapes = [(8, 8), (4, 4), (2, 2)]
     grids, strides = head._anchor_grid(shapes, torch.float32, torch.device("cpu"))
     num_anchors, batch, max_gts = grids.shape[0], 3, 7
     # Predictions near the anchors, and crowded boxes, so that boxes compete for anchors.
