@@ -167,14 +167,16 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def train_in_epoch(self) -> None:
         """Run the remaining epochs."""
-        for self.epoch in range(self.start_epoch, self.max_epoch):
+        for epoch in range(self.start_epoch, self.max_epoch):
+            self.epoch = epoch
             self.before_epoch()
             self.train_in_iter()
             self.after_epoch()
 
     def train_in_iter(self) -> None:
         """Run the remaining iterations of the current epoch."""
-        for self.iter in range(self.completed_iters - self.epoch * self.max_iter, self.max_iter):
+        for iteration in range(self.completed_iters - self.epoch * self.max_iter, self.max_iter):
+            self.iter = iteration
             self.train_one_iter()
             self.after_iter()
 
