@@ -78,7 +78,9 @@ def test_a_huge_finite_loss_that_breaks_the_weights_stops_at_its_iteration(make_
     assert _checkpoint(trainer.file_name)["iteration"] == 3
 
 
-@pytest.mark.parametrize("workers", [0, 1])
+# With a worker process the run costs about 10 s more: the loaders it leaves behind are collected later, and
+# torch then waits its 5 s timeout for each worker to stop.
+@pytest.mark.parametrize("workers", [0, pytest.param(1, marks=pytest.mark.slow)])
 def test_a_bad_validation_image_names_the_file_and_keeps_the_epoch(make_exp_file, shapes_dir: Path, tmp_path: Path,
                                                                    workers: int) -> None:
     exp_file, data_dir = _private_copy(make_exp_file(max_epoch=2), shapes_dir, tmp_path)

@@ -65,6 +65,7 @@ def test_deferred_readback_still_stops_on_a_non_finite_loss(make_exp_file) -> No
     assert ckpt["iteration"] == 3, "the weights after the NaN step must not be written"
 
 
+@pytest.mark.slow  # two epochs under torch.compile: about 15 s on a CPU, most of it tracing
 def test_speed_switches_train_and_compile_time_is_logged(make_exp_file) -> None:
     trainer = _trainer(make_exp_file(max_epoch=2), "--channels-last", "--optimizer-impl", "foreach",
                        "--cudnn-benchmark", "--compile", "eager", opts=("print_interval", "3", "eval_interval", "100"))
