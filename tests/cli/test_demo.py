@@ -194,6 +194,8 @@ def test_bad_input_exits_2_with_one_clear_line(setup, tmp_path, capsys, case, ex
     assert expected in error and len(error.strip().splitlines()) <= 2
 
 
+@pytest.mark.slow  # a fresh interpreter (about 3 s); main() gives the same exit code in-process above, and
+# test-fast keeps one forwarder run in tests/cli/test_check_data.py
 def test_demo_script_exits_2_without_traceback(setup, tmp_path):
     exp_file, ckpt, _ = setup
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}

@@ -174,6 +174,8 @@ def test_bfloat16_autocast_on_cpu(make_exp_file) -> None:
     assert "AMP torch.bfloat16" in (Path(trainer.file_name) / "train_log.txt").read_text()
 
 
+@pytest.mark.slow  # a fresh interpreter (about 3 s); main() gives the same exit code in-process above, and
+# test-fast keeps one forwarder run in tests/cli/test_check_data.py
 def test_tools_train_script_reports_a_user_error(tmp_path: Path) -> None:
     script = Path(__file__).resolve().parents[2] / "tools" / "train.py"
     done = subprocess.run([sys.executable, str(script), "-n", "yolox-unknown", "--device", "cpu"],
