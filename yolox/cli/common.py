@@ -91,6 +91,31 @@ def load_exp_model(
     return model, resolve_class_names(meta, exp.resolved_class_names(), exp.num_classes, COCO_CLASSES)
 
 
+def add_export_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
+    """Add the flags both exporters share: ``--decode_in_inference``, ``--tsize`` and the exp flags, last."""
+    parser.add_argument("--decode_in_inference", action="store_true",
+                        help=f"decode boxes inside the {kind} (else the output holds raw offsets per anchor)")
+    add_tsize_argument(parser)
+    add_exp_arguments(parser)
+
+
+def load_model_for_export(
+    args: argparse.Namespace, dynamic_hw: bool
+) -> tuple[ExpLike, nn.Module, tuple[int, int], dict[str, str]]:
+    """The exp, its CPU model prepared for export, the export size and the metadata that the file records."""
+    import torch
+
+    from yolox.utils.export import export_metadata, prepare_for_export
+
+    exp = exp_from_args(args)
+    input_hw = tsize_from_args(args, exp.test_size)
+    model, class_names = load_exp_model(exp, args.ckpt, torch.device("cpu"))
+    model = prepare_for_export(model, args.decode_in_inference)
+    metadata = export_metadata(exp, class_names, input_hw, args.decode_in_inference, dynamic_batch=True,
+                               dynamic_hw=dynamic_hw, strides=model.head.strides)
+    return exp, model, input_hw, metadata
+
+
 def report_error(err: BaseException, prefix: str = "") -> None:
     """Print ``err`` as the one ``error: ...`` line a command shows for a mistake the user can fix."""
     print(f"{prefix}error: {err}", file=sys.stderr)

@@ -9,14 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from yolox.cli.common import (
-    add_exp_arguments,
-    add_tsize_argument,
-    exp_from_args,
-    load_exp_model,
-    run_command,
-    tsize_from_args,
-)
+from yolox.cli.common import add_export_arguments, load_model_for_export, run_command
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -27,26 +20,16 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", default="output", help="name of the graph output")
     parser.add_argument("-o", "--opset", type=int, default=17, help="ONNX opset version")
     parser.add_argument("--dynamic-hw", action="store_true", help="let the input height and width vary too")
-    parser.add_argument("--decode_in_inference", action="store_true",
-                        help="decode boxes inside the graph (else the output holds raw offsets per anchor)")
     parser.add_argument("--simplify", action="store_true", help="simplify the graph with onnxsim (must be installed)")
-    add_tsize_argument(parser)
-    add_exp_arguments(parser)
+    add_export_arguments(parser, "graph")
     return parser
 
 
 def run(args: argparse.Namespace) -> Path:
     """Load the exp and checkpoint, export, and return the written file."""
-    import torch
+    from yolox.utils.export import export_onnx
 
-    from yolox.utils.export import export_metadata, export_onnx, prepare_for_export
-
-    exp = exp_from_args(args)
-    input_hw = tsize_from_args(args, exp.test_size)
-    model, class_names = load_exp_model(exp, args.ckpt, torch.device("cpu"))
-    model = prepare_for_export(model, args.decode_in_inference)
-    metadata = export_metadata(exp, class_names, input_hw, args.decode_in_inference, dynamic_batch=True,
-                               dynamic_hw=args.dynamic_hw, strides=model.head.strides)
+    exp, model, input_hw, metadata = load_model_for_export(args, args.dynamic_hw)
     output = Path(args.output_name or f"{exp.exp_name}.onnx")
     export_onnx(model, output, input_hw, metadata, opset=args.opset, dynamic_batch=True,
                 dynamic_hw=args.dynamic_hw, input_name=args.input, output_name=args.output,

@@ -9,39 +9,22 @@ import argparse
 import sys
 from pathlib import Path
 
-from yolox.cli.common import (
-    add_exp_arguments,
-    add_tsize_argument,
-    exp_from_args,
-    load_exp_model,
-    run_command,
-    tsize_from_args,
-)
+from yolox.cli.common import add_export_arguments, load_model_for_export, run_command
 
 
 def make_parser() -> argparse.ArgumentParser:
     """The exporter's command-line flags."""
     parser = argparse.ArgumentParser(description="Export a YOLOX model to TorchScript with torch.jit.trace.")
     parser.add_argument("--output-name", default=None, help="output file (default: <exp_name>.torchscript.pt)")
-    parser.add_argument("--decode_in_inference", action="store_true",
-                        help="decode boxes inside the model (else the output holds raw offsets per anchor)")
-    add_tsize_argument(parser)
-    add_exp_arguments(parser)
+    add_export_arguments(parser, "model")
     return parser
 
 
 def run(args: argparse.Namespace) -> Path:
     """Load the exp and checkpoint, trace, save, and return the written file."""
-    import torch
+    from yolox.utils.export import export_torchscript
 
-    from yolox.utils.export import export_metadata, export_torchscript, prepare_for_export
-
-    exp = exp_from_args(args)
-    input_hw = tsize_from_args(args, exp.test_size)
-    model, class_names = load_exp_model(exp, args.ckpt, torch.device("cpu"))
-    model = prepare_for_export(model, args.decode_in_inference)
-    metadata = export_metadata(exp, class_names, input_hw, args.decode_in_inference, dynamic_batch=True,
-                               dynamic_hw=False, strides=model.head.strides)
+    exp, model, input_hw, metadata = load_model_for_export(args, dynamic_hw=False)
     output = Path(args.output_name or f"{exp.exp_name}.torchscript.pt")
     export_torchscript(model, output, input_hw, metadata)
     print(f"wrote {output} (traced at {input_hw[0]}x{input_hw[1]}, "
