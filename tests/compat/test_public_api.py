@@ -192,3 +192,12 @@ def test_lazy_names_resolve_the_same_object_from_threads():
     for thread in threads:
         thread.join()
     assert len(set(map(id, results))) == 1
+
+
+def test_defaults_that_official_callers_rely_on():
+    import inspect
+
+    ema_defaults = inspect.signature(yolox_utils.ModelEMA).parameters
+    assert ema_defaults["decay"].default == 0.9999 and ema_defaults["updates"].default == 0
+    logger_defaults = inspect.signature(yolox_utils.setup_logger).parameters
+    assert logger_defaults["filename"].default == "log.txt" and logger_defaults["mode"].default == "a"

@@ -22,7 +22,7 @@ class ModelEMA:
     ``num_batches_tracked``) are copied as they are.
     """
 
-    def __init__(self, model: nn.Module, decay: float = 0.9998, updates: int = 0, ramp: float = 2000.0) -> None:
+    def __init__(self, model: nn.Module, decay: float = 0.9999, updates: int = 0, ramp: float = 2000.0) -> None:
         self.ema = deepcopy(unwrap_model(model)).eval()
         for param in self.ema.parameters():
             param.requires_grad_(False)

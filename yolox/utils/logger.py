@@ -9,7 +9,7 @@ LOG_FORMAT = "<green>{time:YYYY-MM-DD HH:mm:ss}</green> | <level>{level: <8}</le
 _handler_ids: list[int] = []
 
 
-def setup_logger(save_dir: str | Path, distributed_rank: int = 0, filename: str = "train_log.txt", mode: str = "a") -> Path:
+def setup_logger(save_dir: str | Path, distributed_rank: int = 0, filename: str = "log.txt", mode: str = "a") -> Path:
     """Send logs to stderr and ``<save_dir>/<filename>`` on rank 0; other ranks print warnings and errors only.
 
     Calling it again (a second run in the same process) replaces the handlers it added before. Returns the
