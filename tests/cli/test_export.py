@@ -134,8 +134,11 @@ def test_raw_export_metadata_names_and_opset(tmp_path, tiny_model):
     assert "top-left" in meta["input_convention"]
     assert meta["input_size"] == [64, 64] and meta["class_names"] == names and meta["num_classes"] == 3
     assert meta["decode_in_inference"] is False and meta["strides"] == [8, 16, 32]
-    assert meta["attention"] == {"attention": "cbam", "attention_levels": ["dark3", "dark4", "dark5"],
-                                 "attention_kwargs": {}, "attention_init": "paper"}
+    assert meta["attention"] == {"attention": "cbam", "attention_position": "backbone",
+                                 "attention_levels": ["dark3", "dark4", "dark5"], "attention_kwargs": {},
+                                 "attention_init": "paper", "backbone": "cspdarknet", "block_attention": None,
+                                 "block_attention_position": "standard", "block_attention_stages": ["layer3", "layer4"],
+                                 "block_attention_kwargs": {}, "block_attention_init": "paper"}
     assert meta["dynamic_batch"] is True and meta["dynamic_hw"] is False
 
 

@@ -235,6 +235,7 @@ class Exp(BaseExp):
             "block_attention": self.block_attention,
             "block_attention_position": self.block_attention_position,
             "block_attention_stages": list(self.block_attention_stages),
+            "block_attention_kwargs": dict(self.block_attention_kwargs),
             "block_attention_init": self.block_attention_init,
         }
 
@@ -245,7 +246,8 @@ class Exp(BaseExp):
         mine = self.meta()
         keys = ["backbone", "attention", "block_attention", "num_classes", "depth", "width"]
         if meta.get("block_attention") is not None or mine["block_attention"] is not None:
-            keys += ["block_attention_position", "block_attention_stages", "block_attention_init"]
+            keys += ["block_attention_position", "block_attention_stages", "block_attention_init",
+                     "block_attention_kwargs"]
         if meta.get("attention") is not None or mine["attention"] is not None:
             # Settings of the attention blocks matter only where there are blocks; levels are a set.
             keys += ["attention_position", "attention_levels", "attention_init", "attention_kwargs"]

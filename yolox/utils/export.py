@@ -48,12 +48,9 @@ def export_metadata(
     strides: Sequence[int] = DEFAULT_STRIDES,
 ) -> dict[str, str]:
     """Return the string metadata recorded in an exported model (values are JSON where structured)."""
-    attention = {
-        "attention": exp.attention,
-        "attention_levels": list(exp.resolved_attention_levels()),
-        "attention_kwargs": dict(exp.attention_kwargs),
-        "attention_init": exp.attention_init,
-    }
+    # The model-defining settings of the checkpoint meta: backbone, attention and in-block attention.
+    attention = {key: value for key, value in exp.meta().items()
+                 if key == "backbone" or key.startswith(("attention", "block_attention"))}
     return {
         META_INPUT_CONVENTION: INPUT_CONVENTION,
         META_INPUT_SIZE: json.dumps([int(input_hw[0]), int(input_hw[1])]),
