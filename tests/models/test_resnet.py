@@ -449,6 +449,29 @@ def test_resnet_exps_build(exp_file: str) -> None:
     assert attention_keys
 
 
+@pytest.mark.parametrize(("backbone", "position"), [("resnet18", "standard"), ("resnet50", "identity")])
+def test_fuse_folds_the_trunk_batchnorms_and_keeps_the_outputs(backbone: str, position: str,
+                                                              randomize_batchnorm) -> None:
+    from yolox.utils.model_utils import fuse_model
+
+    exp = _resnet_exp(backbone, block_attention="se", block_attention_position=position)
+    torch.manual_seed(0)
+    model = exp.get_model()
+    randomize_batchnorm(model)
+    model.eval()
+    images = torch.rand(1, 3, 64, 64) * 255
+    with torch.no_grad():
+        expected = model(images)
+        fuse_model(model)
+        actual = model(images)
+    trunk = model.backbone.backbone
+    left = [name for name, module in trunk.named_modules()
+            if isinstance(module, nn.BatchNorm2d) and ".attention." not in f".{name}."]
+    assert left == []
+    assert torch.allclose(actual[..., 4:], expected[..., 4:], atol=1e-4)
+    assert torch.allclose(actual[..., :4], expected[..., :4], atol=1e-2)
+
+
 @pytest.mark.parametrize("variant", ["stage_outputs", "in_block"])
 def test_onnx_export_matches_pytorch(variant: str, tmp_path) -> None:
     onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e .[dev])")

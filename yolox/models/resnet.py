@@ -28,6 +28,7 @@ from torchvision.models import resnet as tv_resnet
 
 from yolox.models.attention import attention_rng, build_attention
 from yolox.utils.errors import UserError
+from yolox.utils.model_utils import fuse_conv_and_bn
 
 __all__ = [
     "BLOCK_ATTENTION_POSITIONS",
@@ -279,6 +280,25 @@ class ResNetTrunk(nn.Module):
                 if isinstance(submodule, nn.modules.batchnorm._BatchNorm) and not _is_attention_name(module_name):
                     submodule.eval()
         return self
+
+    def fold_batchnorm(self) -> None:
+        """Fold every trunk BatchNorm into the conv before it (inference only; ``fuse_model`` calls this).
+
+        The stem, each block's conv/BN pairs and each downsample shortcut are folded with their running
+        statistics and the BatchNorm becomes an identity, so torchvision's forward stays as it is. The
+        attention blocks inside the residual blocks keep their own layers.
+        """
+        pairs: list[tuple[nn.Module, str, str]] = [(self, "conv1", "bn1")]
+        for stage in RESNET_STAGES:
+            for block in getattr(self, stage):
+                pairs += [(block, f"conv{index}", f"bn{index}") for index in (1, 2, 3) if hasattr(block, f"bn{index}")]
+                if block.downsample is not None:
+                    pairs.append((block.downsample, "0", "1"))
+        for owner, conv_name, norm_name in pairs:
+            norm = getattr(owner, norm_name)
+            if isinstance(norm, nn.BatchNorm2d):
+                setattr(owner, conv_name, fuse_conv_and_bn(getattr(owner, conv_name), norm))
+                setattr(owner, norm_name, nn.Identity())
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Return ``{"c3", "c4", "c5"}``: the outputs of layer2, layer3 and layer4 (strides 8, 16, 32).

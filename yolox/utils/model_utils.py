@@ -202,14 +202,17 @@ def fuse_model(model: nn.Module) -> nn.Module:
 
     Meant for inference: the folded convs use the running statistics, so the fused model computes
     what the original computes in eval mode (within float rounding) and has no BatchNorm left to
-    train. Units are recognised by BaseConv's interface (``conv``, ``bn`` and ``fuseforward``) so this
-    helper does not depend on the models package. Calling it twice is harmless. Returns ``model``.
+    train. Units are recognised by BaseConv's interface (``conv``, ``bn`` and ``fuseforward``), and a module
+    with a ``fold_batchnorm()`` method folds its own, so this helper does not depend on the models package.
+    Calling it twice is harmless. Returns ``model``.
     """
     for module in list(model.modules()):
         if _is_unfused_conv_unit(module):
             module.conv = fuse_conv_and_bn(module.conv, module.bn)
             del module.bn
             module.forward = module.fuseforward
+        elif callable(getattr(module, "fold_batchnorm", None)):
+            module.fold_batchnorm()  # a module laid out otherwise (e.g. a torchvision ResNet trunk) folds its own
     return model
 
 
