@@ -60,6 +60,31 @@ def make_exp_file(shapes_dir: Path, tmp_path: Path):
     return write
 
 
+def _scaling_the_loss_from(trainer_class: type, iteration: int, factor: float) -> type:
+    """A subclass of ``trainer_class`` whose total loss is multiplied by ``factor`` from ``iteration`` on."""
+
+    class LossScalingTrainer(trainer_class):
+        def train_one_iter(self) -> None:
+            if self.completed_iters == iteration:
+                forward = self.model.forward
+
+                def scaled_forward(*inputs):
+                    outputs = forward(*inputs)
+                    outputs["total_loss"] = outputs["total_loss"] * factor
+                    return outputs
+
+                self.model.forward = scaled_forward
+            super().train_one_iter()
+
+    return LossScalingTrainer
+
+
+@pytest.fixture(scope="session")
+def scaling_the_loss_from():
+    """``scaling_the_loss_from(TrainerClass, iteration, factor)``: a trainer whose loss goes NaN or huge there."""
+    return _scaling_the_loss_from
+
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     """One torch thread: on a shared two-core machine two threads make these small steps several times slower."""

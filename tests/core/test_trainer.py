@@ -101,22 +101,10 @@ def test_resume_continues_exactly(make_exp_file, tmp_path: Path) -> None:
         assert torch.equal(value, final_resumed["model"][name]), name
 
 
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(make_exp_file) -> None:
-    class DivergingTrainer(RecordingTrainer):
-        def train_one_iter(self) -> None:
-            if self.completed_iters == 4:
-                forward = self.model.forward
-
-                def nan_forward(*inputs):
-                    outputs = forward(*inputs)
-                    outputs["total_loss"] = outputs["total_loss"] * float("nan")
-                    return outputs
-
-                self.model.forward = nan_forward
-            super().train_one_iter()
-
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(make_exp_file, scaling_the_loss_from) -> None:
     exp_file = make_exp_file(max_epoch=3)
-    trainer = _trainer(exp_file, cls=DivergingTrainer, opts=("eval_interval", "100"))
+    diverging = scaling_the_loss_from(RecordingTrainer, 4, float("nan"))
+    trainer = _trainer(exp_file, cls=diverging, opts=("eval_interval", "100"))
     latest = None
     with pytest.raises(NonFiniteLossError) as caught:
         try:

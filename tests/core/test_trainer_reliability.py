@@ -55,21 +55,10 @@ def test_nonfinite_weights_never_replace_the_last_good_checkpoint(make_exp_file)
     assert all(torch.isfinite(value).all() for value in kept["model_raw"].values() if value.is_floating_point())
 
 
-def test_a_huge_finite_loss_that_breaks_the_weights_stops_at_its_iteration(make_exp_file) -> None:
-    class OverflowingTrainer(Trainer):
-        def train_one_iter(self) -> None:
-            if self.completed_iters == 4:
-                forward = self.model.forward
-
-                def huge_loss(*inputs):
-                    outputs = forward(*inputs)
-                    outputs["total_loss"] = outputs["total_loss"] * 1e36  # finite, but the gradients overflow
-                    return outputs
-
-                self.model.forward = huge_loss
-            super().train_one_iter()
-
-    trainer = _trainer(make_exp_file(max_epoch=3), "eval_interval", "100", cls=OverflowingTrainer)
+def test_a_huge_finite_loss_that_breaks_the_weights_stops_at_its_iteration(make_exp_file,
+                                                                            scaling_the_loss_from) -> None:
+    overflowing = scaling_the_loss_from(Trainer, 4, 1e36)  # finite, but the gradients overflow
+    trainer = _trainer(make_exp_file(max_epoch=3), "eval_interval", "100", cls=overflowing)
     with pytest.raises(NonFiniteWeightsError) as caught:
         trainer.train()
     message = str(caught.value)

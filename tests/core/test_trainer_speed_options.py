@@ -40,23 +40,11 @@ def test_deferred_readback_records_the_same_losses(make_exp_file, tmp_path: Path
     assert deferred.losses == every_iter.losses
 
 
-def test_deferred_readback_still_stops_on_a_non_finite_loss(make_exp_file) -> None:
-    class DivergingTrainer(IntervalRecordingTrainer):
-        def train_one_iter(self) -> None:
-            if self.completed_iters == 4:
-                forward = self.model.forward
-
-                def nan_forward(*inputs):
-                    outputs = forward(*inputs)
-                    outputs["total_loss"] = outputs["total_loss"] * float("nan")
-                    return outputs
-
-                self.model.forward = nan_forward
-            super().train_one_iter()
-
+def test_deferred_readback_still_stops_on_a_non_finite_loss(make_exp_file, scaling_the_loss_from) -> None:
+    diverging = scaling_the_loss_from(IntervalRecordingTrainer, 4, float("nan"))
     # No line is printed before the save at the end of epoch 2: the check before writing must catch it.
     trainer = _trainer(make_exp_file(max_epoch=3), "--loss-readback", "print",
-                       opts=("print_interval", "100", "eval_interval", "100"), cls=DivergingTrainer)
+                       opts=("print_interval", "100", "eval_interval", "100"), cls=diverging)
     with pytest.raises(NonFiniteLossError) as caught:
         trainer.train()
     message = str(caught.value)
