@@ -10,7 +10,6 @@ Writes ``eval_results.json`` and ``val_log.txt`` to ``<output_dir>/<exp_name>/``
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from yolox.cli.common import (
     tsize_from_args,
 )
 from yolox.utils.errors import UserError
+from yolox.utils.files import write_json_atomically
 from yolox.utils.protocols import ExpLike
 
 RESULTS_FILE = "eval_results.json"
@@ -142,7 +142,7 @@ def run_evaluation(args: argparse.Namespace) -> dict:
         results.update(report.to_dict())
     if is_main_process():
         results_path = output_dir / RESULTS_FILE
-        results_path.write_text(json.dumps(results, indent=2) + "\n")
+        write_json_atomically(results_path, results)
         logger.info(f"wrote {results_path}")
     return results
 

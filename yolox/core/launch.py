@@ -19,6 +19,7 @@ import torch.multiprocessing as mp
 from loguru import logger
 
 from yolox.utils.errors import UserError
+from yolox.utils.files import write_json_atomically
 
 # Long enough for rank 0 to evaluate or cache a dataset while the others wait in a collective.
 PROCESS_GROUP_TIMEOUT = timedelta(minutes=60)
@@ -86,10 +87,7 @@ def _record_failure(error_dir: str, rank: int, err: BaseException) -> None:
         code, peer_loss = 1, is_peer_loss(err)
         text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
     record = {"rank": rank, "time": time.time(), "exit_code": code, "peer_loss": peer_loss, "traceback": text}
-    path = os.path.join(error_dir, f"rank{rank}.json")
-    with open(path + ".part", "w", encoding="utf-8") as stream:
-        json.dump(record, stream)
-    os.replace(path + ".part", path)
+    write_json_atomically(os.path.join(error_dir, f"rank{rank}.json"), record)
 
 
 def _worker(local_rank: int, main_func: Callable, world_size: int, local_size: int, machine_rank: int,

@@ -15,6 +15,7 @@ import numpy as np
 from loguru import logger
 
 from yolox.utils.errors import UserError
+from yolox.utils.files import write_json_atomically
 
 CACHE_TYPES = ("ram", "disk")
 MANIFEST_NAME = "manifest.json"
@@ -91,10 +92,8 @@ class DiskImageCache:
 
     def _write_manifest(self, entries: dict[str, list[int]]) -> None:
         """Replace the manifest atomically so a crash never leaves a half-written one."""
-        tmp = self.cache_dir / (MANIFEST_NAME + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"version": MANIFEST_VERSION, "img_size": list(self.img_size),
-                                   "entries": entries}), encoding="utf-8")
-        os.replace(tmp, self.cache_dir / MANIFEST_NAME)
+        manifest = {"version": MANIFEST_VERSION, "img_size": list(self.img_size), "entries": entries}
+        write_json_atomically(self.cache_dir / MANIFEST_NAME, manifest, indent=None)
 
     def sync(self, load_resized: ImageLoader, dataset_name: str) -> int:
         """Rebuild the stale or missing entries and delete those of images no longer listed; returns rebuilt count."""

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from yolox.utils.errors import UserError
+from yolox.utils.files import write_json_atomically
 
 PLAN_FILE = "study_plan.json"
 BASELINE_NAME = "none"
@@ -183,14 +183,6 @@ def shard_runs(runs: list[Run], shard: tuple[int, int]) -> list[Run]:
     """Every N-th run starting at I."""
     first, count = shard
     return [run for run in runs if run.index % count == first]
-
-
-def write_json_atomically(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON through a temporary file and a rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(temporary, path)
 
 
 def load_plan(study_dir: Path) -> StudyPlan:

@@ -16,7 +16,8 @@ from pathlib import Path
 from loguru import logger
 
 from yolox.core.metrics_log import METRICS_FILE, read_metrics
-from yolox.study.plan import Run, StudyPlan, write_json_atomically
+from yolox.study.plan import Run, StudyPlan
+from yolox.utils.files import write_json_atomically
 
 RUN_FILE = "run.json"
 SESSIONS_FILE = "sessions.json"
