@@ -47,3 +47,15 @@ def test_training_only_ignores_evaluation_passes():
     assert set(probe.usage()) == {"cam", "se"}
     probe.close()
     assert find_attention_blocks(nn.Conv2d(3, 3, 1)) == {}
+
+
+def test_nothing_is_recorded_while_recording_is_off():
+    model = _model()
+    probe = AttentionProbe(model)
+    probe.recording = False
+    _forward(model, torch.randn(2, 16, 4, 4))
+    assert probe.usage() == {}
+    probe.recording = True
+    _forward(model, torch.randn(2, 16, 4, 4))
+    assert set(probe.usage()) == {"cam", "se"}
+    probe.close()

@@ -190,6 +190,8 @@ class Trainer:
         if self.channels_last:
             inps = inps.contiguous(memory_format=torch.channels_last)
         data_end = time.perf_counter()
+        if self.attention_probe is not None:  # only the logged iteration's attention is looked at
+            self.attention_probe.recording = (self.iter + 1) % self.exp.print_interval == 0
 
         with torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             outputs = self.model(inps, targets)

@@ -71,14 +71,16 @@ class AttentionProbe:
     """Keeps the latest input and output of every attention block of ``model`` (detached, no copies).
 
     ``training_only=True`` records only forward passes in train mode, so evaluation passes leave the
-    training statistics alone. :meth:`usage` and :meth:`maps` compute the figures on demand, so the hooks
-    cost nothing but two references per block and step.
+    training statistics alone. Setting ``recording`` to False skips recording altogether: the trainer
+    records only the iteration it logs, so the probe keeps no activations alive between other steps.
+    :meth:`usage` and :meth:`maps` compute the figures on demand.
     """
 
     def __init__(self, model: nn.Module, training_only: bool = True) -> None:
         """Hook every attention block of ``model``."""
         self.blocks = find_attention_blocks(model)
         self.training_only = training_only
+        self.recording = True
         self._latest: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._spatial_gates: dict[str, torch.Tensor] = {}
         self._handles = []
@@ -90,7 +92,7 @@ class AttentionProbe:
                 self._handles.append(spatial_conv.register_forward_hook(self._spatial_recorder(name)))
 
     def _wanted(self, module: nn.Module) -> bool:
-        return module.training or not self.training_only
+        return self.recording and (module.training or not self.training_only)
 
     def _recorder(self, name: str):
         def record(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
