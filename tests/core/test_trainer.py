@@ -10,6 +10,8 @@ import torch
 
 from yolox.cli.train import build_exp, main, make_parser
 from yolox.core import NonFiniteLossError, Trainer
+from yolox.core.metrics_log import read_metrics
+from yolox.evaluators.base import EVAL_FIGURES
 from yolox.utils.errors import UserError
 
 CHECKPOINT_KEYS = {"start_epoch", "model", "optimizer", "best_ap", "curr_ap", "model_raw", "ema_updates", "scaler",
@@ -77,6 +79,12 @@ def test_resume_continues_exactly(make_exp_file, tmp_path: Path) -> None:
     reference = _trainer(make_exp_file(max_epoch=3, output_dir=tmp_path / "reference"), opts=multiscale, batch=2)
     reference.train()
     assert len(reference.losses) == 18
+    # Every evaluation record has the same keys, its figures being COCOeval's fractions (never parsed text).
+    evals = [r for r in read_metrics(Path(reference.file_name) / "metrics.jsonl") if r["kind"] == "eval"]
+    assert len(evals) == 3 and len({tuple(r) for r in evals}) == 1 and set(EVAL_FIGURES) <= set(evals[0])
+    assert all(r[key] is None or 0.0 <= r[key] <= 1.0 for r in evals for key in EVAL_FIGURES)
+    best = max(r["ap50_95"] for r in evals)
+    assert f"best AP50:95 {best:.4f}" in (Path(reference.file_name) / "train_log.txt").read_text()
 
     # Ctrl-C in the middle of epoch 2, then --resume from latest_ckpt.pth.
     exp_file = make_exp_file(max_epoch=3, output_dir=tmp_path / "interrupted")

@@ -13,14 +13,18 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from yolox.evaluators import COCOEvaluator
+from yolox.evaluators.base import EVAL_FIGURES, evaluation_figures
 from yolox.evaluators.coco_evaluator import (
     NO_DETECTIONS_LINE,
+    EvalReport,
     check_backend,
     coco_array_to_json,
+    coco_figures,
     detections_to_coco_array,
     results_to_coco,
     score_coco,
 )
+from yolox.evaluators.inference import InferenceTiming
 from yolox.utils.errors import UserError
 
 
@@ -97,7 +101,7 @@ def test_perfect_detections_give_ap_one(coco_set) -> None:
     assert score.ap50_95 == pytest.approx(1.0)
     assert score.ap50 == pytest.approx(1.0)
     present = {coco.cats[c]["name"] for c in coco.getCatIds() if coco.getAnnIds(catIds=[c])}
-    assert all(score.per_class_ap[name] == pytest.approx(100.0) for name in present)
+    assert all(score.per_class_ap[name] == pytest.approx(1.0) for name in present)
 
 
 def test_shifted_boxes_match_pycocotools(coco_set) -> None:
@@ -120,10 +124,41 @@ def test_per_class_table_matches_pycocotools_precision(coco_set) -> None:
         values = precision[:, :, k]
         values = values[values > -1]
         name = coco.cats[cat_id]["name"]
-        assert score.per_class_ap[name] == pytest.approx(values.mean() * 100, abs=1e-9)
-        assert f"{name:<8}" in score.summary and f"{score.per_class_ap[name]:.3f}" in score.summary
+        assert score.per_class_ap[name] == pytest.approx(values.mean(), abs=1e-12)  # a fraction, like COCOeval
+        assert f"{name:<8}" in score.summary and f"{values.mean() * 100:.3f}" in score.summary  # printed in %
     assert score.summary.count("Average Precision") == 6 and score.summary.count("Average Recall") == 6
-    assert "per class AR" in score.summary
+    assert "per class AR" in score.summary and "| AP %" in score.summary and "| AR %" in score.summary
+
+
+def test_figures_and_results_come_from_cocoeval_stats(coco_set) -> None:
+    """The stored figures are COCOeval's stats (fractions), -1 becomes None, per-class AP/AR are fractions."""
+    coco, _ = coco_set
+    detections = ground_truth_detections(coco, shift=0.15, seed=4)
+    array = detections_to_coco_array(detections, sorted(coco.getCatIds()))
+    reference = pycocotools_reference(coco, detections)
+    report = EvalReport(score_coco(coco, array), InferenceTiming(), "")
+    stored = report.to_dict()
+    for index, key in enumerate(EVAL_FIGURES):
+        expected = None if reference.stats[index] < 0 else float(reference.stats[index])
+        assert stored[key] == (pytest.approx(expected) if expected is not None else None)
+    assert all(value is None or 0.0 <= value <= 1.0 for value in stored["per_class_AP"].values())
+    assert all(value is None or 0.0 <= value <= 1.0 for value in stored["per_class_AR"].values())
+    assert coco_figures([0.5, 0.7, 0.4, -1.0, 0.3, 0.6] + [0.0] * 6)["aps"] is None
+
+
+def test_evaluators_keep_every_figure_of_their_last_evaluation(coco_set) -> None:
+    """After evaluate(), last_figures holds every EVAL_FIGURES key; evaluation_figures fills the same keys
+    for an official-style evaluator that only returns the headline pair."""
+    _, json_file = coco_set
+    with contextlib.redirect_stdout(io.StringIO()):
+        dataset = LetterboxedGroundTruth(json_file, (128, 160))
+    evaluator = COCOEvaluator(torch.utils.data.DataLoader(dataset, batch_size=4), (128, 160), 0.01, 0.65,
+                              num_classes=len(dataset.class_ids))
+    ap50_95, ap50, _ = evaluator.evaluate(OracleModel(*coco_truth(dataset), (128, 160), len(dataset.class_ids)))
+    figures = evaluation_figures(evaluator, ap50_95, ap50)
+    assert tuple(figures) == EVAL_FIGURES and figures["ap75"] == pytest.approx(1.0)
+    plain = evaluation_figures(object(), 0.25, 0.5)
+    assert tuple(plain) == EVAL_FIGURES and plain == {**dict.fromkeys(EVAL_FIGURES), "ap50_95": 0.25, "ap50": 0.5}
 
 
 def test_no_detections_give_zero_ap_with_a_clear_line(coco_set) -> None:

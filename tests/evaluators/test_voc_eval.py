@@ -113,3 +113,6 @@ def test_voc_evaluator_on_a_generated_set(tmp_path) -> None:
     assert map50 == pytest.approx(1.0)
     assert map50_95 == pytest.approx(1.0)
     assert "VOC2007 11-point" in summary and "Average forward time" in summary
+    # the same keys as a COCO evaluation; VOC has no size split
+    assert evaluator.last_figures == {"ap50_95": pytest.approx(1.0), "ap50": pytest.approx(1.0),
+                                      "ap75": pytest.approx(1.0), "aps": None, "apm": None, "apl": None}

@@ -6,30 +6,11 @@ record written before the crash, and a resumed run adds to the same file.
 
 import json
 import math
-import re
 import time
 from pathlib import Path
 from typing import Any
 
 METRICS_FILE = "metrics.jsonl"
-
-# pycocotools' summary lines, e.g. "Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ] = 0.312".
-_COCO_AP_LINE = re.compile(
-    r"Average Precision\s+\(AP\) @\[ IoU=(?P<iou>[\d.:]+)\s*\| area=\s*(?P<area>\w+)\s*\| maxDets=\s*\d+ \] = (?P<value>-?[\d.]+)"
-)
-_COCO_AP_NAMES = {("0.50:0.95", "all"): "ap50_95", ("0.50", "all"): "ap50", ("0.75", "all"): "ap75",
-                  ("0.50:0.95", "small"): "aps", ("0.50:0.95", "medium"): "apm", ("0.50:0.95", "large"): "apl"}
-
-
-def coco_figures_from_summary(summary: str) -> dict[str, float]:
-    """AP75 and APs/m/l (and AP50:95, AP50) read from the COCO summary lines of an evaluation, when present."""
-    figures = {}
-    for match in _COCO_AP_LINE.finditer(summary):
-        name = _COCO_AP_NAMES.get((match["iou"], match["area"]))
-        if name is not None:
-            figures[name] = float(match["value"])
-    return figures
-
 
 def _plain(value: Any) -> Any:
     """JSON-safe Python value: tensors and numpy scalars as floats, NaN and infinities as None."""

@@ -17,7 +17,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 import yolox
-from yolox.core.metrics_log import MetricsWriter, coco_figures_from_summary
+from yolox.core.metrics_log import MetricsWriter
+from yolox.evaluators.base import evaluation_figures
 from yolox.models.attention_probe import AttentionProbe, format_usage
 from yolox.utils.allreduce_norm import all_reduce_norm
 from yolox.utils.checkpoint import (
@@ -357,7 +358,7 @@ class Trainer:
         all_reduce_norm(unwrap_model(self.model))
         path = self.save_ckpt("last_epoch")
         if self.rank == 0:
-            logger.info(f"training of {self.args.experiment_name} is done: best AP50:95 {self.best_ap * 100:.2f}, "
+            logger.info(f"training of {self.args.experiment_name} is done: best AP50:95 {self.best_ap:.4f}, "
                         f"final checkpoint {path}")
 
     def before_epoch(self) -> None:
@@ -406,7 +407,7 @@ class Trainer:
         if self.rank == 0:
             logger.info(f"epoch {self.epoch + 1} evaluation: AP50:95 {ap50_95:.4f}, AP50 {ap50:.4f}\n{summary}")
             if self.metrics is not None:
-                figures = {**coco_figures_from_summary(summary), "ap50_95": float(ap50_95), "ap50": float(ap50)}
+                figures = evaluation_figures(self.evaluator, ap50_95, ap50)
                 self.metrics.write("eval", epoch=self.epoch + 1, iteration=self.completed_iters, **figures,
                                    wall_time_s=round(time.perf_counter() - self._train_start_time, 3),
                                    images_seen=self.completed_iters * self.args.batch_size)

@@ -14,6 +14,8 @@ from yolox.evaluators.inference import InferenceResult, broadcast_from_main, gat
 from yolox.utils.errors import UserError
 
 Report = TypeVar("Report")
+# The figures of every evaluation record (metrics.jsonl, loggers), all fractions; None where a metric has no such figure.
+EVAL_FIGURES = ("ap50_95", "ap50", "ap75", "aps", "apm", "apl")
 
 
 class Evaluator(ABC, Generic[Report]):
@@ -26,6 +28,7 @@ class Evaluator(ABC, Generic[Report]):
         self.dataloader = dataloader
         self.img_size = tuple(img_size)
         self.confthre, self.nmsthre, self.num_classes = confthre, nmsthre, num_classes
+        self.last_figures: dict[str, float | None] | None = None  # of the latest evaluate_report
 
     @abstractmethod
     def score(self, inference: InferenceResult, return_outputs: bool = False) -> Report:
@@ -34,6 +37,10 @@ class Evaluator(ABC, Generic[Report]):
     @abstractmethod
     def headline(self, report: Report) -> tuple[float, float, str]:
         """The report's ``(AP50:95, AP50, summary)``."""
+
+    @abstractmethod
+    def figures(self, report: Report) -> dict[str, float | None]:
+        """The report's ``EVAL_FIGURES`` as fractions (None where the metric has no such figure)."""
 
     @abstractmethod
     def outputs(self, report: Report) -> Any:
@@ -64,7 +71,9 @@ class Evaluator(ABC, Generic[Report]):
         local = self.inference(model, half=half, decoder=decoder, test_size=test_size)
         merged = gather_inference(local) if distributed else local
         report = self.score(merged, return_outputs) if merged is not None else None
-        return broadcast_from_main(report) if distributed else report
+        report = broadcast_from_main(report) if distributed else report
+        self.last_figures = self.figures(report)
+        return report
 
     def evaluate(
         self,
@@ -80,3 +89,12 @@ class Evaluator(ABC, Generic[Report]):
         report = self.evaluate_report(model, distributed, half, trt_file, decoder, test_size, return_outputs)
         figures = self.headline(report)
         return (figures, self.outputs(report)) if return_outputs else figures
+
+
+def evaluation_figures(evaluator: Any, ap50_95: float, ap50: float) -> dict[str, float | None]:
+    """Every ``EVAL_FIGURES`` key for one evaluation: the evaluator's own figures when it keeps them (this
+    package's evaluators do), else the headline pair that any official-style evaluator returns, the rest None."""
+    figures = dict.fromkeys(EVAL_FIGURES)
+    figures.update(getattr(evaluator, "last_figures", None) or {})
+    figures.update(ap50_95=float(ap50_95), ap50=float(ap50))
+    return figures

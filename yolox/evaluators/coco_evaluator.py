@@ -20,7 +20,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from tabulate import tabulate
 
-from yolox.evaluators.base import Evaluator
+from yolox.evaluators.base import EVAL_FIGURES, Evaluator
 from yolox.evaluators.inference import InferenceResult, InferenceTiming
 from yolox.utils.errors import UserError
 
@@ -72,16 +72,19 @@ def coco_array_to_json(results: np.ndarray) -> list[dict]:
 
 
 def per_class_table(values: dict[str, float], metric: str, columns: int = 3) -> str:
-    """A compact table of one metric per class, ``columns`` class/value pairs per row."""
-    cells = [cell for name, value in values.items() for cell in (name, f"{value:.3f}")]
+    """A compact table of one metric per class (fractions in, percent out), ``columns`` class/value pairs per row.
+
+    The header says ``<metric> %`` so that the printed percent is never mistaken for the stored fraction.
+    """
+    cells = [cell for name, value in values.items() for cell in (name, f"{value * 100:.3f}")]
     width = 2 * columns
     rows = [cells[i : i + width] for i in range(0, len(cells), width)]
-    return tabulate(rows, headers=["class", metric] * columns, tablefmt="pipe", disable_numparse=True)
+    return tabulate(rows, headers=["class", f"{metric} %"] * columns, tablefmt="pipe", disable_numparse=True)
 
 
 @dataclass
 class CocoScore:
-    """The outcome of scoring: the 12 standard figures (0..1), per-class AP and AR (in %), the text."""
+    """The outcome of scoring: the 12 standard figures, per-class AP and AR (all fractions, 0..1), the text."""
 
     stats: list[float] = field(default_factory=lambda: [0.0] * 12)
     per_class_ap: dict[str, float] = field(default_factory=dict)
@@ -99,21 +102,26 @@ class CocoScore:
         return self.stats[1]
 
 
+def coco_figures(stats: Sequence[float]) -> dict[str, float | None]:
+    """The headline figures (``EVAL_FIGURES``) from ``COCOeval.stats``; -1 (no objects of that size) is None."""
+    return {name: (None if stats[index] < 0 else float(stats[index])) for index, name in enumerate(EVAL_FIGURES)}
+
+
 def _class_names(coco_gt: COCO, cat_ids: Sequence[int]) -> list[str]:
     """Category names in the order of ``cat_ids``."""
     return [coco_gt.cats[cat_id]["name"] for cat_id in cat_ids]
 
 
 def per_class_ap_ar(coco_eval: COCOeval, names: Sequence[str]) -> tuple[dict[str, float], dict[str, float]]:
-    """Per-class AP (IoU 0.5:0.95) and AR (100 detections), area "all", in percent, as COCOeval sees them."""
+    """Per-class AP (IoU 0.5:0.95) and AR (100 detections), area "all", as fractions, as COCOeval sees them."""
     precision = coco_eval.eval["precision"][:, :, :, 0, -1]  # [iou, recall, class]
     recall = coco_eval.eval["recall"][:, :, 0, -1]  # [iou, class]
     ap, ar = {}, {}
     for k, name in enumerate(names):
         valid_p, valid_r = precision[:, :, k], recall[:, k]
         valid_p, valid_r = valid_p[valid_p > -1], valid_r[valid_r > -1]
-        ap[name] = float(valid_p.mean() * 100) if valid_p.size else float("nan")
-        ar[name] = float(valid_r.mean() * 100) if valid_r.size else float("nan")
+        ap[name] = float(valid_p.mean()) if valid_p.size else float("nan")
+        ar[name] = float(valid_r.mean()) if valid_r.size else float("nan")
     return ap, ar
 
 
@@ -221,11 +229,10 @@ class EvalReport:
     detections: dict[int, np.ndarray] | None = None
 
     def to_dict(self) -> dict:
-        """Plain-Python figures for eval_results.json (AP in 0..1 like COCOeval, per class in %)."""
+        """Plain-Python figures for eval_results.json, every AP and AR a fraction (0..1) as COCOeval gives it."""
         return {
             "metric": "coco",
-            "ap50_95": self.score.ap50_95,
-            "ap50": self.score.ap50,
+            **coco_figures(self.score.stats),
             "stats": dict(zip(COCO_SUMMARY_NAMES, self.score.stats)),
             "per_class_AP": {k: None if np.isnan(v) else v for k, v in self.score.per_class_ap.items()},
             "per_class_AR": {k: None if np.isnan(v) else v for k, v in self.score.per_class_ar.items()},
@@ -276,6 +283,10 @@ class COCOEvaluator(Evaluator[EvalReport]):
     def headline(self, report: EvalReport) -> tuple[float, float, str]:
         """The report's ``(ap50_95, ap50, summary)``."""
         return report.score.ap50_95, report.score.ap50, report.summary
+
+    def figures(self, report: EvalReport) -> dict[str, float | None]:
+        """AP50:95, AP50, AP75 and AP small/medium/large from ``COCOeval.stats``."""
+        return coco_figures(report.score.stats)
 
     def outputs(self, report: EvalReport) -> dict[int, dict]:
         """Per image id: boxes, scores and category ids (see ``outputs_by_image``)."""

@@ -6,7 +6,7 @@ import numpy as np
 from loguru import logger
 from tabulate import tabulate
 
-from yolox.evaluators.base import Evaluator
+from yolox.evaluators.base import EVAL_FIGURES, Evaluator
 from yolox.evaluators.inference import InferenceResult, InferenceTiming
 from yolox.evaluators.voc_eval import VOC_IOU_THRESHOLDS, VOCObjects, voc_evaluate
 from yolox.utils.errors import UserError
@@ -27,12 +27,22 @@ class VOCReport:
         """Plain-Python figures for eval_results.json (AP in 0..1, NaN for classes without objects as None)."""
         return {
             "metric": "voc",
-            "ap50_95": self.map50_95,
-            "ap50": self.map50,
+            **voc_figures(self.per_class_ap, self.map50_95, self.map50),
             "per_class_AP50": {k: None if np.isnan(v[0]) else float(v[0]) for k, v in self.per_class_ap.items()},
             "per_class_AP50_95": {k: None if np.isnan(v[0]) else float(v.mean()) for k, v in self.per_class_ap.items()},
             "timing": self.timing.per_image_ms(),
         }
+
+
+def voc_figures(per_class_ap: dict[str, np.ndarray], map50_95: float, map50: float) -> dict[str, float | None]:
+    """The headline figures (``EVAL_FIGURES``); AP75 is the mean over classes with objects, sizes are None (VOC has no split)."""
+    figures = {**dict.fromkeys(EVAL_FIGURES), "ap50_95": float(map50_95), "ap50": float(map50)}
+    table = np.array(list(per_class_ap.values()), dtype=np.float64).reshape(len(per_class_ap), -1)
+    at_75 = np.flatnonzero(np.isclose(VOC_IOU_THRESHOLDS, 0.75))
+    present = ~np.isnan(table[:, 0])
+    if at_75.size and table.shape[1] == len(VOC_IOU_THRESHOLDS) and present.any():
+        figures["ap75"] = float(table[present, at_75[0]].mean())
+    return figures
 
 
 def summarize_voc(per_class_ap: dict[str, np.ndarray], use_07_metric: bool) -> tuple[float, float, str]:
@@ -101,6 +111,10 @@ class VOCEvaluator(Evaluator[VOCReport]):
     def headline(self, report: VOCReport) -> tuple[float, float, str]:
         """The report's ``(map50_95, map50, summary)``."""
         return report.map50_95, report.map50, report.summary
+
+    def figures(self, report: VOCReport) -> dict[str, float | None]:
+        """mAP over IoU 0.5:0.95, at 0.5 and at 0.75; the size split is None."""
+        return voc_figures(report.per_class_ap, report.map50_95, report.map50)
 
     def outputs(self, report: VOCReport) -> dict[int, np.ndarray] | None:
         """The detection rows per dataset index, as the inference produced them."""
