@@ -31,7 +31,7 @@ setup(
     install_requires=read_requirements(),
     extras_require={
         # The W&B and MLflow clients install in seconds; with them the logger tests run instead of skipping.
-        "dev": ["pytest", "ruff", "onnx", "onnxruntime", "wandb", "mlflow-skinny", "matplotlib"],
+        "dev": ["pytest", "ruff", "onnx", "onnxruntime", "wandb", "mlflow-skinny", "matplotlib", "statsmodels"],
         "onnx": ["onnx", "onnxruntime"],
         "tensorboard": ["tensorboard"],
         "fast-eval": ["faster-coco-eval"],

@@ -51,7 +51,7 @@ def test_figures_match_a_hand_computation(study_dir: Path):
     assert cam["differences"] == pytest.approx([3.0, 1.0])
     half_width = 12.7062 * math.sqrt(2.0) / math.sqrt(2)
     assert (cam["ci_low"], cam["ci_high"]) == pytest.approx((2.0 - half_width, 2.0 + half_width), abs=1e-3)
-    assert cam["verdict"] == "no detectable difference at this budget"
+    assert cam["verdict"] == "inconclusive"
     se = by_variant["se"]  # differences 1.0, 1.0, 1.1: a narrow interval above zero
     assert se["mean"] == pytest.approx(1.0333333)
     assert se["ci_low"] > 0 and se["verdict"] == "helps"

@@ -7,7 +7,7 @@ import pytest
 
 from yolox.cli.study import main as study_main
 from yolox.core.trainer import Trainer
-from yolox.study.stats import paired_comparison
+from yolox.study.stats import compare_to_baseline, verdict_words
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHAPES_EXP = str(REPO_ROOT / "exps" / "example" / "shapes" / "yolox_nano_cam_shapes.py")
@@ -59,7 +59,7 @@ def test_study_runs_restarts_and_reports(tmp_path: Path, tiny_overrides, monkeyp
     assert rows["cam"]["AP50:95"]["mean"] == pytest.approx((ap["cam", 0] + ap["cam", 1]) / 2)
     comparison = report["comparisons"][0]
     assert comparison["differences"] == pytest.approx([ap["cam", 0] - ap["none", 0], ap["cam", 1] - ap["none", 1]])
-    expected = paired_comparison({0: ap["cam", 0] - ap["none", 0], 1: ap["cam", 1] - ap["none", 1]})
-    assert comparison["verdict"] == expected.verdict
+    expected = compare_to_baseline({"cam": {seed: (ap["cam", seed], ap["none", seed]) for seed in (0, 1)}}, "none")[0]
+    assert comparison["verdict"] == verdict_words(expected.verdict, 0.0)
     assert report["missing"] == []
     assert rows["cam"]["params"] > rows["none"]["params"] and rows["cam"]["cpu_ms"] > 0

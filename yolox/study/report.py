@@ -19,7 +19,7 @@ from tabulate import tabulate
 from yolox.core.metrics_log import METRICS_FILE, read_metrics
 from yolox.study.plan import Run, StudyPlan, load_plan
 from yolox.study.runner import RUN_FILE, exp_flags
-from yolox.study.stats import mean, paired_comparison, sample_std
+from yolox.study.stats import compare_to_baseline, sample_std, verdict_words
 
 # Report column -> key in eval_results.json's COCO "stats" (AP figures in 0..1; -1 means no such objects).
 AP_COLUMNS = {"AP50:95": "AP50:95", "AP50": "AP50", "AP75": "AP75", "APs": "AP_small", "APm": "AP_medium",
@@ -118,6 +118,11 @@ def measure_variant_costs(plan: StudyPlan, device: str, repeats: int = 30, warmu
     return costs
 
 
+def mean(values: list[float]) -> float:
+    """Arithmetic mean (NaN for no values)."""
+    return sum(values) / len(values) if values else float("nan")
+
+
 def _mean_std(values: list[float]) -> dict[str, float | None]:
     spread = sample_std(values)
     return {"mean": mean(values) if values else None, "std": None if math.isnan(spread) else spread}
@@ -154,26 +159,19 @@ def build_report(study_dir: Path, device: str = "cpu", costs: dict[str, dict[str
         row["train_seconds"] = mean([entry["train_seconds"] for entry in finished.values()]) if finished else None
         variants.append(row)
     baseline_runs = runs[plan.baseline]
-    comparisons = []
-    for variant in plan.variants:
-        if variant.name == plan.baseline:
-            continue
-        differences = {seed: entry["figures"]["AP50:95"] - baseline_runs[seed]["figures"]["AP50:95"]
-                       for seed, entry in runs[variant.name].items() if seed in baseline_runs}
-        result = paired_comparison(differences)
-        comparisons.append({"variant": variant.name, "seeds": result.seeds, "differences": result.differences,
-                            "mean": result.mean_difference, "ci_low": _finite(result.ci_low),
-                            "ci_high": _finite(result.ci_high), "verdict": result.verdict})
+    pairs = {variant.name: {seed: (entry["figures"]["AP50:95"], baseline_runs[seed]["figures"]["AP50:95"])
+                            for seed, entry in runs[variant.name].items() if seed in baseline_runs}
+             for variant in plan.variants if variant.name != plan.baseline}
+    comparisons = [{"variant": result.variant, "seeds": result.seeds, "differences": result.differences,
+                    "mean": result.mean, "ci_low": result.ci_low, "ci_high": result.ci_high,
+                    "verdict": verdict_words(result.verdict, 0.0)}
+                   for result in compare_to_baseline(pairs, correction="none")]
     base_values = [entry["figures"]["AP50:95"] for entry in baseline_runs.values()]
     noise_floor = {"variant": plan.baseline, "seeds": len(base_values), **_mean_std(base_values),
                    "min": min(base_values) if base_values else None, "max": max(base_values) if base_values else None}
     report = StudyReport(plan, runs, variants, comparisons, noise_floor, missing, curves)
     report.markdown = render_markdown(report)
     return report
-
-
-def _finite(value: float) -> float | None:
-    return None if value is None or math.isnan(value) else value
 
 
 def _missing_note(run: Run) -> str:
