@@ -98,9 +98,9 @@ def test_image_folder_results_have_boxes_where_the_model_predicts(setup, tmp_pat
 
     assert run_demo(setup, "image", "--path", str(folder), "--save_result", "--fuse") == 0
     printed = capsys.readouterr().out
-    # Score 0.9 x 0.95; names from the checkpoint meta; the low-score box is filtered out.
-    assert printed.count("1 detections") == 2 and "square 0.855" in printed and "circle" not in printed
-    assert "ms" in printed
+    # One summary line per image (names from the checkpoint meta); the low-score box is filtered out.
+    assert printed.count("1 detection (1 square), inference") == 2 and "circle" not in printed
+    assert "0.855" not in printed and len(printed.strip().splitlines()) == 3  # two images and "results saved in"
 
     run = result_dir(setup[2])
     for drawn_path in (run / "a.png", run / "nested" / "b.png"):
@@ -113,7 +113,7 @@ def test_image_folder_results_have_boxes_where_the_model_predicts(setup, tmp_pat
         assert changed[20:32, 44:84].any(), "the label sits above the box"
 
 
-def test_exp_class_names_and_agnostic_nms(setup, tmp_path, capsys):
+def test_exp_class_names_and_verbose_box_lines(setup, tmp_path, capsys):
     """Official-style checkpoint without meta: names from the exp; --fp16 falls back to float32 on CPU."""
     exp_file, _, output_dir = setup
     from yolox.exp import get_exp
@@ -123,12 +123,31 @@ def test_exp_class_names_and_agnostic_nms(setup, tmp_path, capsys):
     torch.save({"model": exp.get_model().state_dict()}, bare)  # official-style: no meta
     path = tmp_path / "a.png"
     cv2.imwrite(str(path), gradient_image())
-    code = load_demo().main(["image", "-f", str(exp_file), "-c", str(bare), "--path", str(path), "--agnostic",
+    code = load_demo().main(["image", "-f", str(exp_file), "-c", str(bare), "--path", str(path), "--verbose",
                              "--conf", "0.01", "--device", "cpu", "--fp16", "class_names", "ball,box"])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "2 detections" in printed and "box 0.855" in printed and "ball 0.100" in printed
+    # --verbose lists every box under the summary line (score 0.9 x 0.95 and 0.2 x 0.5).
+    assert "2 detections (1 box, 1 ball)" in printed and "  box 0.855 [" in printed and "  ball 0.100 [" in printed
     assert not output_dir.exists(), "nothing is saved without --save_result"
+
+
+def test_nms_is_class_agnostic_by_default_like_the_official_demo(tmp_path, capsys):
+    """Two overlapping boxes of different classes: one survives by default, both with --class-aware."""
+    overlapping = HAND_SET_EXP.replace("[10.0, 50.0, 8.0, 8.0, 0.2, 0.5, 0.1]", "[33.0, 24.0, 20.0, 16.0, 0.8, 0.9, 0.05]")
+    exp_file = tmp_path / "hand_set.py"
+    exp_file.write_text(overlapping)
+    from yolox.exp import get_exp
+
+    ckpt = tmp_path / "overlapping.pth"  # the predictions are a buffer: the checkpoint must carry the new ones
+    torch.save({"model": get_exp(str(exp_file)).get_model().state_dict()}, ckpt)
+    path = tmp_path / "a.png"
+    cv2.imwrite(str(path), gradient_image())
+    base = ["image", "-f", str(exp_file), "-c", str(ckpt), "--path", str(path), "--device", "cpu"]
+    assert load_demo().main([*base, "class_names", "circle,square"]) == 0
+    assert ": 1 detection (1 square)" in capsys.readouterr().out  # the higher score (0.855 against 0.72) is kept
+    assert load_demo().main([*base, "--class-aware", "class_names", "circle,square"]) == 0
+    assert ": 2 detections (1 square, 1 circle)" in capsys.readouterr().out
 
 
 def test_video_results_are_an_mp4_with_boxes(setup, tmp_path, capsys):

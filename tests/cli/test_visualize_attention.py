@@ -50,3 +50,28 @@ def test_model_without_attention_is_a_user_error(tmp_path, capsys):
             "attention", "None"]
     assert visualize_main(argv) == 2
     assert "no attention block" in capsys.readouterr().err
+
+
+def test_an_unreadable_image_in_a_folder_is_skipped_with_a_warning(tmp_path, capsys):
+    from loguru import logger
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a_good.png"), (torch.rand(64, 64, 3) * 255).byte().numpy())
+    (folder / "b_broken.jpg").write_bytes(b"not a jpeg")
+    cv2.imwrite(str(folder / "c_good.png"), (torch.rand(64, 64, 3) * 255).byte().numpy())
+    out = tmp_path / "maps"
+    argv = ["-f", SHAPES_EXP, "-c", str(_checkpoint(tmp_path, "cam")), "--path", str(folder), "--save_dir", str(out),
+            "--device", "cpu", "--tsize", "64", "attention", "cam"]
+    warnings: list[str] = []
+    sink = logger.add(warnings.append, level="WARNING")
+    try:
+        assert visualize_main(argv) == 0
+    finally:
+        logger.remove(sink)
+    assert {path.name for path in out.glob("*_attention.png")} == {"a_good_attention.png", "c_good_attention.png"}
+    assert len(warnings) == 1 and "skipping" in warnings[0] and "b_broken.jpg" in warnings[0]
+    (folder / "a_good.png").unlink()
+    (folder / "c_good.png").unlink()
+    assert visualize_main(argv) == 2
+    assert "none of the 1 images" in capsys.readouterr().err

@@ -33,6 +33,11 @@ def test_pretrained_without_a_local_file_says_where_to_put_it(hub_dir):
         yolox_s(pretrained=True)
     message = str(err.value)
     assert str(hub_dir / "checkpoints" / "yolox_s.pth") in message and "yolox_s.pth" in message
+    # what the message suggests works: the factory it names takes ckpt_path (a missing file is its own error)
+    suggestion = message.split("with ", 1)[1].split(")", 1)[0] + ")"
+    assert suggestion == "create_yolox_model('yolox-s', ckpt_path=<file>)"
+    with pytest.raises(UserError, match="checkpoint .*missing.pth not found"):
+        create_yolox_model("yolox-s", ckpt_path=str(hub_dir / "missing.pth"))
     with pytest.raises(UserError, match="not found"):
         create_yolox_model("yolox-nano", pretrained=True, ckpt_path=str(hub_dir / "missing.pth"))
 

@@ -53,6 +53,34 @@ def test_merge_parses_types() -> None:
     assert exp.attention is None
 
 
+def test_nested_tuple_overrides_use_the_literal_parser() -> None:
+    exp = get_exp(exp_name="yolox-s")
+    exp.merge(["voc_train_sets", "(('2007','trainval'),)", "voc_test_sets", "[['2012', 'val'], ['2007', 'test']]"])
+    assert exp.voc_train_sets == (("2007", "trainval"),)
+    assert exp.voc_test_sets == (("2012", "val"), ("2007", "test"))
+    with pytest.raises(UserError, match=r"voc_train_sets='2007,trainval': expected a tuple of tuples .*\(\('2007'"):
+        exp.merge(["voc_train_sets", "2007,trainval"])
+
+
+def test_random_size_none_on_the_command_line_fixes_the_size_and_clipping_warns() -> None:
+    from loguru import logger
+
+    exp = get_exp(exp_name="yolox-s")
+    exp.merge(["input_size", "128,128", "test_size", "128,128"])
+    assert exp.random_size is None and exp.multiscale_bounds() == (-1, 9)  # the official meaning in an exp file
+    messages: list[str] = []
+    sink = logger.add(messages.append, level="WARNING")
+    try:
+        sizes = {exp.random_resize(None, 0, 0, False) for _ in range(40)}
+        sizes |= {exp.random_resize(None, 0, 0, False) for _ in range(40)}
+    finally:
+        logger.remove(sink)
+    assert min(sizes) == (32, 32) and max(sizes) == (288, 288)
+    assert len(messages) == 1 and "from -32 to 288 px" in messages[0] and "random_size None" in messages[0]
+    exp.merge(["random_size", "None"])
+    assert exp.multiscale_range == 0 and {exp.random_resize(None, 0, 0, False) for _ in range(20)} == {(128, 128)}
+
+
 @pytest.mark.parametrize("opts, message", [
     (["inpt_size", "640,640"], "did you mean 'input_size'"),
     (["ema", "maybe"], "expected a boolean"),

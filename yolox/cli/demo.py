@@ -37,7 +37,9 @@ def make_parser() -> argparse.ArgumentParser:
     add_tsize_argument(parser)
     parser.add_argument("--fp16", action="store_true", help="half precision (CUDA only)")
     parser.add_argument("--fuse", action="store_true", help="fuse conv and BN layers before inference")
-    parser.add_argument("--agnostic", action="store_true", help="class-agnostic NMS")
+    parser.add_argument("--class-aware", action="store_true",
+                        help="NMS per class (default: class-agnostic, as the official demo)")
+    parser.add_argument("--verbose", action="store_true", help="print every box, not only one line per image")
     # "*" with parse_intermixed_args: a REMAINDER after the "demo" positional would swallow every flag.
     add_exp_arguments(parser, overrides_nargs="*")
     return parser
@@ -60,17 +62,17 @@ def run(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     model, class_names = load_exp_model(exp, args.ckpt, device, fuse=args.fuse)
     predictor = Predictor(model, exp.num_classes, input_hw, args.conf, args.nms, class_names, device,
-                          fp16=args.fp16, class_agnostic=args.agnostic)
+                          fp16=args.fp16, class_agnostic=not args.class_aware)
     run_dir = Path(exp.output_dir) / exp.exp_name
     save_dir = run_dir / "vis_res" / time.strftime("%Y_%m_%d_%H_%M_%S") if args.save_result else None
     if args.demo == "image":
-        predict_images(predictor, images, Path(args.path), save_dir)
+        predict_images(predictor, images, Path(args.path), save_dir, args.verbose)
     elif args.demo == "video":
         save_path = save_dir / f"{Path(args.path).stem}.mp4" if save_dir else None
-        predict_video(predictor, Path(args.path), save_path, show=args.show)
+        predict_video(predictor, Path(args.path), save_path, show=args.show, verbose=args.verbose)
     else:
         save_path = save_dir / f"camera{args.camid}.mp4" if save_dir else None
-        predict_video(predictor, args.camid, save_path, show=True)
+        predict_video(predictor, args.camid, save_path, show=True, verbose=args.verbose)
     if save_dir is not None:
         print(f"results saved in {save_dir}")
 

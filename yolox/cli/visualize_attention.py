@@ -92,6 +92,7 @@ def visualize(args: argparse.Namespace) -> list[Path]:
     import cv2
     import numpy as np
     import torch
+    from loguru import logger
 
     from yolox.cli.common import exp_from_args, load_exp_model, tsize_from_args
     from yolox.data.data_augment import preproc
@@ -112,10 +113,14 @@ def visualize(args: argparse.Namespace) -> list[Path]:
         raise UserError(f"--strip_height {args.strip_height} is too small: use at least 16 pixels")
     save_dir.mkdir(parents=True, exist_ok=True)
     written = []
+    skipped = []
     for image_path in images:
         image = cv2.imread(str(image_path))
         if image is None:
-            raise UserError(f"{image_path} is not a readable image")
+            # One bad file in a folder must not cost the pictures of the good ones.
+            logger.warning(f"skipping {image_path}: not a readable image")
+            skipped.append(image_path)
+            continue
         tensor, ratio = preproc(image, input_hw)
         with torch.inference_mode():
             model(torch.from_numpy(tensor).unsqueeze(0).to(device))
@@ -140,6 +145,9 @@ def visualize(args: argparse.Namespace) -> list[Path]:
         cv2.imwrite(str(strip_path), np.concatenate(panels, axis=1))
         written.append(strip_path)
     probe.close()
+    if not written:
+        raise UserError(f"none of the {len(skipped)} images in --path {args.path} is readable: "
+                        f"{', '.join(str(path) for path in skipped[:3])}")
     return written
 
 

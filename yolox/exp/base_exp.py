@@ -40,10 +40,32 @@ def parse_scalar(text: str) -> Any:
         return word
 
 
+def _as_tuples(value: Any) -> Any:
+    """Lists inside a parsed literal as tuples, the way exp files write nested settings."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_tuples(item) for item in value)
+    return value
+
+
+def parse_nested(text: str, current: tuple | list, key: str) -> tuple | list:
+    """Parse a sequence of sequences such as ``(('2007','trainval'),)`` with Python's literal parser."""
+    example = repr(tuple(tuple(item) for item in current)) if current else "(('2007','trainval'),)"
+    try:
+        value = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+        value = None
+    if not isinstance(value, (tuple, list)) or not all(isinstance(item, (tuple, list)) for item in value):
+        raise UserError(f"override {key}={text!r}: expected a tuple of tuples written as a Python literal, "
+                        f"quoted for the shell, e.g. {key} \"{example}\"")
+    return type(current)(_as_tuples(item) for item in value)
+
+
 def parse_like(text: str, current: Any, key: str) -> Any:
     """Parse ``text`` into the type of ``current`` (the attribute's present value)."""
     if text.strip().lower() == "none":
         return None
+    if isinstance(current, (tuple, list)) and current and isinstance(current[0], (tuple, list)):
+        return parse_nested(text, current, key)
     try:
         if isinstance(current, bool):
             return parse_bool(text, key)
@@ -136,8 +158,12 @@ class BaseExp(metaclass=ABCMeta):
                 close = difflib.get_close_matches(key, known.keys(), n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else ""
                 raise UserError(f"unknown exp key '{key}' in the overrides{hint}")
-            setattr(self, key, parse_like(text, known[key], key))
+            self.apply_override(key, parse_like(text, known[key], key))
         self.validate()
+
+    def apply_override(self, key: str, value: Any) -> None:
+        """Set one parsed command-line override (a subclass may give a value a command-line meaning)."""
+        setattr(self, key, value)
 
     def validate(self) -> None:
         """Check the settings; raise a UserError naming the first bad value."""

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+from loguru import logger
 
 from yolox.exp.base_exp import BaseExp
 from yolox.utils.errors import UserError
@@ -377,6 +378,15 @@ class Exp(BaseExp):
                                          "persistent_workers": self.data_num_workers > 0}
         return DataLoader(self.dataset, **loader_kwargs)
 
+    def apply_override(self, key: str, value: Any) -> None:
+        """``random_size None`` on the command line means a fixed input size: it also sets multiscale_range 0.
+
+        (In an exp file ``random_size = None`` keeps the official meaning: sizes from ``multiscale_range``.)
+        """
+        super().apply_override(key, value)
+        if key == "random_size" and value is None:
+            self.multiscale_range = 0
+
     def multiscale_bounds(self) -> tuple[int, int]:
         """Smallest and largest multiscale side in units of 32 (``random_size`` wins when set)."""
         if self.random_size is not None:
@@ -389,6 +399,12 @@ class Exp(BaseExp):
         size_tensor = torch.zeros(2, dtype=torch.long)
         if rank == 0:
             low, high = self.multiscale_bounds()
+            if low < 1 and not getattr(self, "_warned_multiscale_clip", False):
+                self._warned_multiscale_clip = True
+                logger.warning(f"multiscale sides range from {low * 32} to {high * 32} px (input_size "
+                               f"{tuple(self.input_size)}, multiscale_range {self.multiscale_range}); those below "
+                               "32 px are drawn as 32 px: lower multiscale_range, set random_size, or give "
+                               "random_size None for a fixed size")
             side = random.randint(max(low, 1), max(high, 1))
             aspect = self.input_size[1] / self.input_size[0]
             size_tensor[0] = side * 32

@@ -86,8 +86,8 @@ def create_yolox_model(name: str, pretrained: bool = True, num_classes: int = 80
             raise UserError(f"pretrained=True with exp_path={exp_path!r} needs ckpt_path, the weights to load")
         if not ckpt_file.is_file() and ckpt_path is None:
             raise UserError(f"pretrained weights for {name} not found: download {PRETRAINED_FILES[key]} from the "
-                            f"official YOLOX release page and put it at {ckpt_file} (or pass ckpt_path=<file>, "
-                            "or pretrained=False)")
+                            f"official YOLOX release page and put it at {ckpt_file} (or load a file kept elsewhere "
+                            f"with create_yolox_model({key!r}, ckpt_path=<file>), or pass pretrained=False)")
         if not ckpt_file.is_file():
             raise UserError(f"checkpoint {ckpt_file} not found: check ckpt_path (or pass pretrained=False)")
         exact_fit = num_classes == PRETRAINED_CLASSES and attention is None

@@ -71,6 +71,21 @@ class Detections:
         return lines
 
 
+def report_detections(name: str, detections: Detections, elapsed_ms: float,
+                      class_names: Sequence[str] | None = None, verbose: bool = False) -> None:
+    """Print one summary line for an image (count per class, inference time); ``verbose`` adds a line per box."""
+    counts: dict[str, int] = {}
+    for class_id in detections.class_ids:
+        label = class_name(int(class_id), class_names)
+        counts[label] = counts.get(label, 0) + 1
+    per_class = ", ".join(f"{count} {label}" for label, count in sorted(counts.items(), key=lambda item: -item[1]))
+    noun = "detection" if len(detections) == 1 else "detections"
+    print(f"{name}: {len(detections)} {noun}{f' ({per_class})' if per_class else ''}, inference {elapsed_ms:.1f} ms")
+    if verbose:
+        for line in detections.describe(class_names):
+            print(f"  {line}")
+
+
 def letterbox(image: np.ndarray, input_hw: Sequence[int]) -> tuple[np.ndarray, float]:
     """Return the CHW float32 network input for a BGR HWC uint8 ``image`` and the resize ratio used."""
     target_h, target_w = int(input_hw[0]), int(input_hw[1])
@@ -288,6 +303,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--conf", type=float, default=0.3, help="score threshold (objectness x class score)")
     parser.add_argument("--nms", type=float, default=0.3, help="NMS IoU threshold")
     parser.add_argument("--agnostic", action="store_true", help="class-agnostic NMS")
+    parser.add_argument("--verbose", action="store_true", help="print every box, not only one line per image")
     parser.add_argument("--tsize", type=parse_size, default=None,
                         help="input size 640 or H,W such as 480,640 (dynamic H/W exports only)")
     return parser.parse_args(argv)
@@ -302,9 +318,7 @@ def detect_and_draw(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         detections = detector.detect(image, args.conf, args.nms, args.agnostic)
         elapsed_ms = (time.perf_counter() - start) * 1000
-        print(f"{image_path}: {len(detections)} detections in {elapsed_ms:.1f} ms")
-        for line in detections.describe(detector.class_names):
-            print(f"  {line}")
+        report_detections(str(image_path), detections, elapsed_ms, detector.class_names, args.verbose)
         drawn = draw_detections(image, detections.boxes, detections.scores, detections.class_ids,
                                 detector.class_names)
         target = output_path_for(image_path, args.path, args.output_dir)

@@ -14,7 +14,14 @@ from loguru import logger
 from yolox.utils.boxes import postprocess
 from yolox.utils.checkpoint import load_exact_weights
 from yolox.utils.errors import UserError
-from yolox.utils.onnx_inference import Detections, letterbox, output_path_for, read_image, to_detections
+from yolox.utils.onnx_inference import (
+    Detections,
+    letterbox,
+    output_path_for,
+    read_image,
+    report_detections,
+    to_detections,
+)
 from yolox.utils.protocols import ExpLike
 from yolox.utils.visualize import draw_detections
 
@@ -117,11 +124,9 @@ class Predictor:
         """Return a copy of ``image`` with the detections drawn."""
         return draw_detections(image, detections.boxes, detections.scores, detections.class_ids, self.class_names)
 
-    def report(self, name: str, detections: Detections, elapsed: float) -> None:
-        """Print the detections of one image and its inference time."""
-        print(f"{name}: {len(detections)} detections, inference {elapsed * 1000:.1f} ms")
-        for line in detections.describe(self.class_names):
-            print(f"  {line}")
+    def report(self, name: str, detections: Detections, elapsed: float, verbose: bool = False) -> None:
+        """Print one summary line for the image (``verbose``: and every box) with its inference time."""
+        report_detections(name, detections, elapsed * 1000, self.class_names, verbose)
 
 
 def predict_images(
@@ -129,13 +134,14 @@ def predict_images(
     images: Sequence[Path],
     input_root: Path,
     save_dir: Path | None = None,
+    verbose: bool = False,
 ) -> list[tuple[Path, Detections]]:
-    """Detect on each image, print the results, and write drawn copies under ``save_dir`` when given."""
+    """Detect on each image, print a line per image (``verbose``: per box), write drawn copies under ``save_dir``."""
     results = []
     for image_path in images:
         image = read_image(image_path)
         detections, elapsed = predictor.predict(image)
-        predictor.report(str(image_path), detections, elapsed)
+        predictor.report(str(image_path), detections, elapsed, verbose)
         if save_dir is not None:
             target = output_path_for(image_path, input_root, save_dir)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -167,6 +173,7 @@ def predict_video(
     source: str | Path | int,
     save_path: Path | None = None,
     show: bool = False,
+    verbose: bool = False,
 ) -> int:
     """Detect on every frame of a video or camera; optionally write an mp4 and show a window. Returns frames."""
     capture = open_video(source)
@@ -178,7 +185,7 @@ def predict_video(
             if not ok:
                 break
             detections, elapsed = predictor.predict(frame)
-            predictor.report(f"frame {frames}", detections, elapsed)
+            predictor.report(f"frame {frames}", detections, elapsed, verbose)
             drawn = predictor.draw(frame, detections)
             if save_path is not None:
                 if writer is None:
