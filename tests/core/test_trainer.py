@@ -109,6 +109,38 @@ def test_resume_continues_exactly(make_exp_file, tmp_path: Path) -> None:
         assert torch.equal(value, final_resumed["model"][name]), name
 
 
+@pytest.mark.slow  # loader worker processes; about 15 s
+def test_resume_with_loader_workers_continues_exactly(make_exp_file, tmp_path: Path) -> None:
+    # Every augmentation draw (mosaic, mixup, affine, HSV, flip) is owned by its sample: workers that restart
+    # after a resume carry on with the draws of the uninterrupted run, across the switch to no-aug epochs too.
+    opts = ("multiscale_range", "1", "data_num_workers", "2", "enable_mixup", "True", "degrees", "10.0")
+    reference = _trainer(make_exp_file(max_epoch=3, output_dir=tmp_path / "reference"), opts=opts, batch=2)
+    reference.train()
+    exp_file = make_exp_file(max_epoch=3, output_dir=tmp_path / "interrupted")
+    first = _trainer(exp_file, opts=opts, batch=2)
+    first.interrupt_after = 8
+    with pytest.raises(KeyboardInterrupt):
+        first.train()
+    second = _trainer(exp_file, "--resume", opts=opts, batch=2)
+    second.train()
+    assert len(reference.losses) == 18
+    assert first.losses + second.losses == reference.losses
+
+
+@pytest.mark.slow  # loader worker processes
+def test_variants_of_a_seed_see_the_same_first_batches_with_loader_workers(make_exp_file) -> None:
+    batches = []
+    for attention in ("None", "se"):
+        args = make_parser().parse_args(["-f", str(make_exp_file()), "-b", "4", "--device", "cpu",
+                                         "attention", attention, "data_num_workers", "2", "enable_mixup", "True"])
+        exp = build_exp(args)
+        exp.get_model()
+        stream = iter(exp.get_data_loader(batch_size=4, is_distributed=False))
+        batches.append([next(stream) for _ in range(3)])
+    for plain, with_attention in zip(*batches):
+        assert torch.equal(plain[0], with_attention[0]) and torch.equal(plain[1], with_attention[1])
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(make_exp_file, scaling_the_loss_from) -> None:
     exp_file = make_exp_file(max_epoch=3)
     diverging = scaling_the_loss_from(RecordingTrainer, 4, float("nan"))

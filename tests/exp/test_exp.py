@@ -178,3 +178,19 @@ def test_an_exception_in_the_exp_constructor_names_the_file_and_line(tmp_path: P
                         "        super().__init__()\n        self.depth = 1 / 0\n")
     with pytest.raises(UserError, match=r"raising_exp.py: Exp\(\) failed at line 7: ZeroDivisionError: division by zero"):
         get_exp(exp_file=str(exp_file))
+
+
+def test_multiscale_size_of_a_seeded_run_comes_from_the_seed_and_the_iteration() -> None:
+    import random
+
+    exp = get_exp(exp_name="yolox-s")
+    exp.seed = 3
+    sizes = []
+    for global_seed in (0, 1):
+        random.seed(global_seed)  # the process-global stream does not matter
+        sizes.append([exp.random_resize(None, 0, 0, False, iteration=step) for step in range(10, 200, 10)])
+    assert sizes[0] == sizes[1] and len(set(sizes[0])) > 1
+    low, high = exp.multiscale_bounds()
+    assert all(low * 32 <= side <= high * 32 and side % 32 == 0 for side, _ in sizes[0])
+    exp.seed = 4
+    assert [exp.random_resize(None, 0, 0, False, iteration=step) for step in range(10, 200, 10)] != sizes[0]

@@ -18,6 +18,9 @@ LEGACY_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32).reshape(3, 1, 1)
 LEGACY_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32).reshape(3, 1, 1)
 
 Range = float | Sequence[float]
+# Every random draw takes its generator as ``rng``: a ``random.Random`` owned by one sample (see
+# yolox.data.augment_stream), or None for the process-global ``random`` module the official YOLOX draws from.
+Rng = random.Random | None
 
 
 def letterbox_scale(image_hw: tuple[int, int], input_size: tuple[int, int]) -> float:
@@ -69,9 +72,10 @@ def preproc(img: np.ndarray, input_size: tuple[int, int],
     return np.ascontiguousarray(canvas.transpose(swap), dtype=np.float32), ratio
 
 
-def augment_hsv(img: np.ndarray, hgain: float = 5, sgain: float = 30, vgain: float = 30) -> None:
+def augment_hsv(img: np.ndarray, hgain: float = 5, sgain: float = 30, vgain: float = 30, rng: Rng = None) -> None:
     """Shift hue, saturation and value of a BGR uint8 image in place; each channel is jittered with p=0.5."""
-    shifts = [int(random.uniform(-gain, gain)) if random.random() < 0.5 else 0 for gain in (hgain, sgain, vgain)]
+    draw = rng or random
+    shifts = [int(draw.uniform(-gain, gain)) if draw.random() < 0.5 else 0 for gain in (hgain, sgain, vgain)]
     if not any(shifts):
         return
     levels = np.arange(256, dtype=np.int32)
@@ -93,42 +97,45 @@ def flip_boxes(boxes: np.ndarray, width: float) -> np.ndarray:
     return flipped
 
 
-def random_flip(img: np.ndarray, boxes: np.ndarray, prob: float) -> tuple[np.ndarray, np.ndarray]:
+def random_flip(img: np.ndarray, boxes: np.ndarray, prob: float, rng: Rng = None) -> tuple[np.ndarray, np.ndarray]:
     """Mirror the image and its boxes left-right with probability ``prob``."""
-    if random.random() < prob:
+    if (rng or random).random() < prob:
         return cv2.flip(img, 1), flip_boxes(boxes, img.shape[1])
     return img, boxes
 
 
-def draw_range(value: Range, center: float = 0.0) -> float:
+def draw_range(value: Range, center: float = 0.0, rng: Rng = None) -> float:
     """Uniform draw from ``(low, high)`` when a pair is given, else from ``center +- value``."""
+    draw = rng or random
     if isinstance(value, (int, float)):
-        return random.uniform(center - value, center + value)
+        return draw.uniform(center - value, center + value)
     if len(value) != 2:
         raise ValueError(f"expected a number or a (low, high) pair, got {value!r}")
-    return random.uniform(value[0], value[1])
+    return draw.uniform(value[0], value[1])
 
 
 def random_affine_matrix(source_hw: tuple[int, int], target_hw: tuple[int, int], degrees: Range = 10.0,
-                         translate: float = 0.1, scales: Range = 0.1, shear: Range = 10.0) -> tuple[np.ndarray, float]:
+                         translate: float = 0.1, scales: Range = 0.1, shear: Range = 10.0,
+                         rng: Rng = None) -> tuple[np.ndarray, float]:
     """Draw a 2x3 affine map (rotation, scale, shear, translation) from a source image onto a target.
 
     The rotation, scale and shear act about the source centre, which lands at the target centre moved
     by up to ``translate`` times the target size; so a 2x mosaic canvas keeps its meeting point in view.
     """
-    angle = draw_range(degrees)
-    scale = draw_range(scales, center=1.0)
+    draw = rng or random
+    angle = draw_range(degrees, rng=rng)
+    scale = draw_range(scales, center=1.0, rng=rng)
     if scale <= 0:
         raise ValueError(f"the affine scale must be positive, got {scale} from scales={scales!r}")
-    shear_x = math.tan(math.radians(draw_range(shear)))
-    shear_y = math.tan(math.radians(draw_range(shear)))
+    shear_x = math.tan(math.radians(draw_range(shear, rng=rng)))
+    shear_y = math.tan(math.radians(draw_range(shear, rng=rng)))
     rotation = np.eye(3)
     rotation[:2] = cv2.getRotationMatrix2D(center=(0.0, 0.0), angle=angle, scale=scale)
     shearing = np.array([[1.0, shear_x, 0.0], [shear_y, 1.0, 0.0], [0.0, 0.0, 1.0]])
     to_origin = np.array([[1.0, 0.0, -source_hw[1] / 2], [0.0, 1.0, -source_hw[0] / 2], [0.0, 0.0, 1.0]])
     to_target = np.array([
-        [1.0, 0.0, random.uniform(0.5 - translate, 0.5 + translate) * target_hw[1]],
-        [0.0, 1.0, random.uniform(0.5 - translate, 0.5 + translate) * target_hw[0]],
+        [1.0, 0.0, draw.uniform(0.5 - translate, 0.5 + translate) * target_hw[1]],
+        [0.0, 1.0, draw.uniform(0.5 - translate, 0.5 + translate) * target_hw[0]],
         [0.0, 0.0, 1.0],
     ])
     matrix = to_target @ shearing @ rotation @ to_origin
@@ -153,9 +160,9 @@ def transform_boxes(boxes: np.ndarray, matrix: np.ndarray, target_hw: tuple[int,
 
 def random_affine(img: np.ndarray, targets: np.ndarray, target_size: tuple[int, int] = (640, 640),
                   degrees: Range = 10.0, translate: float = 0.1, scales: Range = 0.1,
-                  shear: Range = 10.0) -> tuple[np.ndarray, np.ndarray]:
+                  shear: Range = 10.0, rng: Rng = None) -> tuple[np.ndarray, np.ndarray]:
     """Warp ``img`` once onto a ``target_size`` (h, w) canvas padded with 114; boxes follow, empty ones dropped."""
-    matrix, _ = random_affine_matrix(img.shape[:2], target_size, degrees, translate, scales, shear)
+    matrix, _ = random_affine_matrix(img.shape[:2], target_size, degrees, translate, scales, shear, rng=rng)
     warped = cv2.warpAffine(img, matrix, dsize=(target_size[1], target_size[0]),
                             borderValue=(PAD_VALUE, PAD_VALUE, PAD_VALUE))
     if len(targets) == 0:
@@ -190,15 +197,16 @@ class TrainTransform:
         self.flip_prob = flip_prob
         self.hsv_prob = hsv_prob
 
-    def augment(self, image: np.ndarray, targets: np.ndarray,
-                input_dim: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    def augment(self, image: np.ndarray, targets: np.ndarray, input_dim: tuple[int, int],
+                rng: Rng = None) -> tuple[np.ndarray, np.ndarray]:
         """The augmented ``uint8`` HWC image (fitting ``input_dim``, not yet padded) and the padded targets.
 
-        ``image`` may be modified in place; ``targets`` are ``x1, y1, x2, y2, class`` rows.
+        ``image`` may be modified in place; ``targets`` are ``x1, y1, x2, y2, class`` rows; the HSV and flip
+        draws come from ``rng`` (None: the global ``random`` module).
         """
-        if random.random() < self.hsv_prob:
-            augment_hsv(image)
-        image, boxes = random_flip(image, targets[:, :4], self.flip_prob)
+        if (rng or random).random() < self.hsv_prob:
+            augment_hsv(image, rng=rng)
+        image, boxes = random_flip(image, targets[:, :4], self.flip_prob, rng=rng)
         resized, ratio = resize_to_fit(image, input_dim)
         boxes = xyxy_to_cxcywh(boxes) * ratio
         keep = np.minimum(boxes[:, 2], boxes[:, 3]) > MIN_BOX_SIDE
@@ -208,10 +216,10 @@ class TrainTransform:
         padded[:count, 1:] = boxes[keep][:count]
         return resized, padded
 
-    def __call__(self, image: np.ndarray, targets: np.ndarray,
-                 input_dim: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, image: np.ndarray, targets: np.ndarray, input_dim: tuple[int, int],
+                 rng: Rng = None) -> tuple[np.ndarray, np.ndarray]:
         """Augment one ``uint8`` BGR image (modified in place) and its ``x1, y1, x2, y2, class`` rows."""
-        resized, padded = self.augment(image, targets, input_dim)
+        resized, padded = self.augment(image, targets, input_dim, rng=rng)
         return to_chw_float(resized, input_dim), padded
 
 

@@ -348,6 +348,8 @@ class Exp(BaseExp):
         """The infinite training loader: mosaic/mixup dataset, seeded rank-aware sampler, worker seeding.
 
         ``batch_size`` is the total over all processes, as the trainer passes it; each rank loads its share.
+        Every sample carries its own augmentation seed, from (seed, epoch, index), so the batches do not
+        depend on the number of workers or processes nor on a resume (an unseeded run draws a fresh seed).
         """
         from yolox.data import (
             DataLoader,
@@ -357,6 +359,7 @@ class Exp(BaseExp):
             YoloBatchSampler,
             worker_init_reset_seed,
         )
+        from yolox.data.augment_stream import fresh_augment_seed
 
         if getattr(self, "dataset", None) is None:
             self.dataset = self.get_dataset(cache=cache_img is not None, cache_type=cache_img or "ram")
@@ -369,10 +372,13 @@ class Exp(BaseExp):
             mixup_scale=self.mixup_scale, shear=self.shear, enable_mixup=self.enable_mixup,
             mosaic_prob=self.mosaic_prob, mixup_prob=self.mixup_prob,
         )
-        if is_distributed:
-            batch_size //= dist.get_world_size()
-        sampler = InfiniteSampler(len(self.dataset), seed=self.seed if self.seed is not None else 0)
-        batch_sampler = YoloBatchSampler(sampler=sampler, batch_size=batch_size, drop_last=False, mosaic=not no_aug)
+        world_size = dist.get_world_size() if is_distributed else 1
+        batch_size //= world_size
+        sampler = InfiniteSampler(len(self.dataset), seed=self.seed if self.seed is not None else 0, keyed=True)
+        batch_sampler = YoloBatchSampler(
+            sampler=sampler, batch_size=batch_size, drop_last=False, mosaic=not no_aug,
+            augment_seed=int(self.seed) if self.seed is not None else fresh_augment_seed(),
+            mosaic_until=self.mosaic_stream_end(len(sampler), batch_size, world_size))
         loader_kwargs: dict[str, Any] = {"num_workers": self.data_num_workers, "pin_memory": torch.cuda.is_available(),
                                          "batch_sampler": batch_sampler, "worker_init_fn": worker_init_reset_seed,
                                          "persistent_workers": self.data_num_workers > 0}
@@ -387,6 +393,12 @@ class Exp(BaseExp):
         if key == "random_size" and value is None:
             self.multiscale_range = 0
 
+    def mosaic_stream_end(self, samples_per_rank: int, per_rank_batch: int, world_size: int) -> int:
+        """The all-ranks stream position where the no-augmentation epochs (``no_aug_epochs``) begin."""
+        iters_per_epoch = math.ceil(samples_per_rank / per_rank_batch)
+        first_no_aug_epoch = max(math.ceil(self.max_epoch - self.no_aug_epochs), 0)
+        return first_no_aug_epoch * iters_per_epoch * per_rank_batch * world_size
+
     def multiscale_bounds(self) -> tuple[int, int]:
         """Smallest and largest multiscale side in units of 32 (``random_size`` wins when set)."""
         if self.random_size is not None:
@@ -394,8 +406,15 @@ class Exp(BaseExp):
         base = int(self.input_size[0] / 32)
         return base - self.multiscale_range, base + self.multiscale_range
 
-    def random_resize(self, data_loader: Any, epoch: int, rank: int, is_distributed: bool) -> tuple[int, int]:
-        """Draw the next multiscale input size (on rank 0, shared with all ranks), keeping the aspect ratio."""
+    def random_resize(self, data_loader: Any, epoch: int, rank: int, is_distributed: bool,
+                      iteration: int | None = None) -> tuple[int, int]:
+        """Draw the next multiscale input size (on rank 0, shared with all ranks), keeping the aspect ratio.
+
+        In a seeded run given the ``iteration`` the draw comes from (seed, iteration), so a resumed run draws
+        the sizes of an uninterrupted one; otherwise from the global ``random`` module, as the official YOLOX.
+        """
+        from yolox.data.augment_stream import iteration_rng
+
         size_tensor = torch.zeros(2, dtype=torch.long)
         if rank == 0:
             low, high = self.multiscale_bounds()
@@ -405,7 +424,9 @@ class Exp(BaseExp):
                                f"{tuple(self.input_size)}, multiscale_range {self.multiscale_range}); those below "
                                "32 px are drawn as 32 px: lower multiscale_range, set random_size, or give "
                                "random_size None for a fixed size")
-            side = random.randint(max(low, 1), max(high, 1))
+            seeded = self.seed is not None and iteration is not None
+            draw = iteration_rng(int(self.seed), int(iteration)) if seeded else random
+            side = draw.randint(max(low, 1), max(high, 1))
             aspect = self.input_size[1] / self.input_size[0]
             size_tensor[0] = side * 32
             size_tensor[1] = 32 * int(side * aspect)

@@ -12,13 +12,21 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
-from yolox.data.data_augment import PAD_VALUE, TrainTransform, random_affine_matrix, transform_boxes, write_chw_float
+from yolox.data.augment_stream import sample_rng
+from yolox.data.data_augment import (
+    PAD_VALUE,
+    Rng,
+    TrainTransform,
+    random_affine_matrix,
+    transform_boxes,
+    write_chw_float,
+)
 from yolox.data.dataloading import new_image_batch
 from yolox.data.datasets.datasets_wrapper import DetectionDataset, Transform
 
 SAMPLE_MARGIN = 2  # pixels kept around the warp's source region so bilinear sampling sees true neighbours
 
-Item = Union[int, Tuple[bool, int]]
+Item = Union[int, Tuple[bool, int], Tuple[bool, int, int]]
 
 _DECODE_POOLS: Dict[Tuple[int, int], ThreadPoolExecutor] = {}  # (process id, threads) -> pool of that process
 
@@ -73,7 +81,10 @@ class MosaicDetection(Dataset):
 
     Only the part of the mosaic canvas the warp can see is assembled, and tiles outside it are never
     decoded; the result is that of warping the whole canvas (up to OpenCV rounding sample positions to
-    1/32 pixel). Items may be plain indices or the ``(mosaic, index)`` pairs of ``YoloBatchSampler``.
+    1/32 pixel). Items may be plain indices or the ``(mosaic, index)`` pairs of ``YoloBatchSampler``, or
+    its ``(mosaic, index, draw_seed)`` triples: then every draw of the item (mosaic, mixup, affine, HSV, flip)
+    comes from a generator seeded with ``draw_seed``, so the item is the same in any worker or process;
+    otherwise the draws come from the global ``random`` module, as in the official YOLOX.
     ``close_mosaic()`` also reaches loader workers, since the switch lives in shared memory.
     ``decode_threads`` threads decode the images of one item; None means OpenCV's thread count in the main
     process and 1 inside loader workers (the workers already decode side by side).
@@ -126,8 +137,11 @@ class MosaicDetection(Dataset):
         return self.dataset.class_names
 
     def __getitem__(self, item: Item) -> Tuple[np.ndarray, np.ndarray, Tuple[int, int], Union[int, str]]:
-        img, labels, img_info, img_id = self._pull_augmented(item)
-        if self.preproc is not None:
+        rng = item_rng(item)
+        img, labels, img_info, img_id = self._pull_augmented(item, rng)
+        if isinstance(self.preproc, TrainTransform):
+            img, labels = self.preproc(img, labels, self.input_dim, rng=rng)
+        elif self.preproc is not None:
             img, labels = self.preproc(img, labels, self.input_dim)
         return img, labels, img_info, img_id
 
@@ -144,25 +158,28 @@ class MosaicDetection(Dataset):
         planes = batch.numpy()
         samples = []
         for position, item in enumerate(items):
-            img, labels, img_info, img_id = self._pull_augmented(item)
-            img, labels = self.preproc.augment(img, labels, self.input_dim)
+            rng = item_rng(item)
+            img, labels, img_info, img_id = self._pull_augmented(item, rng)
+            img, labels = self.preproc.augment(img, labels, self.input_dim, rng=rng)
             write_chw_float(img, planes[position])
             samples.append((batch[position], labels, img_info, img_id))
         return samples
 
-    def _pull_augmented(self, item: Item) -> Tuple[np.ndarray, np.ndarray, Tuple[int, int], Union[int, str]]:
+    def _pull_augmented(self, item: Item, rng: Rng) -> Tuple[np.ndarray, np.ndarray, Tuple[int, int], Union[int, str]]:
         """The ``uint8`` image and ``x1, y1, x2, y2, class`` labels of ``item`` before ``preproc``.
 
-        All random draws (mosaic, then mixup) come first, in a fixed order; then every image they need is
-        decoded at once (side by side where ``decode_threads`` allows) and the pixels are put together.
+        All random draws (mosaic, then mixup) come first, in a fixed order, from ``rng`` (None: the global
+        ``random`` module); then every image they need is decoded at once (side by side where
+        ``decode_threads`` allows) and the pixels are put together.
         """
-        sampler_mosaic, index = item if isinstance(item, tuple) else (True, item)
-        if not (sampler_mosaic and self.enable_mosaic and random.random() < self.mosaic_prob):
+        sampler_mosaic, index = (item[0], item[1]) if isinstance(item, tuple) else (True, item)
+        draw = rng or random
+        if not (sampler_mosaic and self.enable_mosaic and draw.random() < self.mosaic_prob):
             return self.dataset.pull_item(index)
-        mosaic = self._plan_mosaic(index)
+        mosaic = self._plan_mosaic(index, rng)
         mixup = None
-        if self.enable_mixup and len(mosaic.labels) and random.random() < self.mixup_prob:
-            mixup = self._plan_mixup(mosaic.labels)
+        if self.enable_mixup and len(mosaic.labels) and draw.random() < self.mixup_prob:
+            mixup = self._plan_mixup(mosaic.labels, rng)
         wanted = [piece.index for piece in mosaic.pieces]
         if mixup is not None and mixup.visible:
             wanted.append(mixup.partner)
@@ -173,18 +190,19 @@ class MosaicDetection(Dataset):
         img = self._render_mixup(img, mixup, images[-1] if mixup.visible else None)
         return img, mixup.labels, self.input_dim, self.dataset.records[index].image_id
 
-    def _plan_mosaic(self, index: int) -> "MosaicPlan":
+    def _plan_mosaic(self, index: int, rng: Rng = None) -> "MosaicPlan":
         """Draw a mosaic of four images around a random centre on a 2x canvas, warped once to the input size.
 
         Only the part of the canvas the warp can see is planned; tiles outside it are left out.
         """
         height, width = self.input_dim
         canvas_h, canvas_w = 2 * height, 2 * width
-        center_y = int(random.uniform(0.5 * height, 1.5 * height))
-        center_x = int(random.uniform(0.5 * width, 1.5 * width))
-        indices = [index] + [random.randint(0, len(self.dataset) - 1) for _ in range(3)]
+        draw = rng or random
+        center_y = int(draw.uniform(0.5 * height, 1.5 * height))
+        center_x = int(draw.uniform(0.5 * width, 1.5 * width))
+        indices = [index] + [draw.randint(0, len(self.dataset) - 1) for _ in range(3)]
         matrix, _ = random_affine_matrix((canvas_h, canvas_w), self.input_dim, self.degrees, self.translate,
-                                         self.scale, self.shear)
+                                         self.scale, self.shear, rng=rng)
         window = source_window(matrix, self.input_dim, (canvas_h, canvas_w))
         win_x1, win_y1, win_x2, win_y2 = window
         pieces, tile_labels = [], []
@@ -231,22 +249,23 @@ class MosaicDetection(Dataset):
         warped = cv2.warpAffine(window, window_matrix, dsize=(width, height), borderValue=(PAD_VALUE,) * 4)
         return cv2.cvtColor(warped, cv2.COLOR_BGRA2BGR)
 
-    def _plan_mixup(self, labels: np.ndarray) -> Optional["MixupPlan"]:
+    def _plan_mixup(self, labels: np.ndarray, rng: Rng = None) -> Optional["MixupPlan"]:
         """Draw the mixup partner (a random labelled image), its scale jitter, flip and crop; None if none."""
         candidates = self.dataset.labelled_indices
         if not candidates:
             return None
         height, width = self.input_dim
-        jitter = random.uniform(*self.mixup_scale)
-        flip = random.random() > 0.5
-        partner = random.choice(candidates)
+        draw = rng or random
+        jitter = draw.uniform(*self.mixup_scale)
+        flip = draw.random() > 0.5
+        partner = draw.choice(candidates)
         partner_h, partner_w = self.dataset.resized_hw(partner)
         # The partner is letterboxed into an input-sized frame, and that frame is scaled by ``jitter``.
         frame_h, frame_w = int(height * jitter), int(width * jitter)
         ratio = min(height / partner_h, width / partner_w) * jitter
         content_w, content_h = min(int(partner_w * ratio), frame_w), min(int(partner_h * ratio), frame_h)
-        offset_y = random.randint(0, frame_h - height - 1) if frame_h > height else 0
-        offset_x = random.randint(0, frame_w - width - 1) if frame_w > width else 0
+        offset_y = draw.randint(0, frame_h - height - 1) if frame_h > height else 0
+        offset_x = draw.randint(0, frame_w - width - 1) if frame_w > width else 0
         content_x = frame_w - content_w if flip else 0  # where the content sits in the (flipped) frame
         paste = (max(content_x - offset_x, 0), max(-offset_y, 0),
                  min(content_x + content_w - offset_x, width), min(content_h - offset_y, height))
@@ -282,6 +301,13 @@ class MosaicDetection(Dataset):
         region = (slice(paste_y1, paste_y2), slice(paste_x1, paste_x2))
         blended[region] = cv2.addWeighted(img[region], 0.5, partner_part, 0.5, 0.0)
         return blended
+
+
+def item_rng(item: Item) -> Rng:
+    """The generator owned by a ``(mosaic, index, draw_seed)`` item; None (the global ``random``) for others."""
+    if isinstance(item, tuple) and len(item) > 2:
+        return sample_rng(int(item[2]))
+    return None
 
 
 @dataclass
