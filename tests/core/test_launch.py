@@ -109,3 +109,76 @@ def test_root_cause_prefers_own_errors_then_the_earliest() -> None:
     assert root_cause([peer]) is peer and root_cause([]) is None
     assert is_peer_loss(RuntimeError("[gloo/transport/tcp/pair.cc:534] Connection closed by peer [10.0.0.2]:4321"))
     assert is_peer_loss(dist.DistNetworkError("timed out")) and not is_peer_loss(ValueError("closed by peer"))
+
+
+def _slurm_task_environment(rank: int, job_id: int) -> dict[str, str]:
+    """What ``srun --ntasks 2`` gives task ``rank`` on one node, without any torchrun variable."""
+    environ = {key: value for key, value in os.environ.items()
+               if not key.startswith("SLURM_") and key not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+                                                               "MASTER_PORT", "LOCAL_WORLD_SIZE")}
+    environ.update(SLURM_PROCID=str(rank), SLURM_NTASKS="2", SLURM_LOCALID=str(rank), SLURM_NODEID="0",
+                   SLURM_JOB_ID=str(job_id), SLURM_STEP_ID="0", SLURM_STEP_NODELIST="localhost",
+                   SLURM_STEP_TASKS_PER_NODE="2", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    return environ
+
+
+def _job_id_with_a_free_port() -> int:
+    """A job id whose rendezvous port (20000 + id % 20000) is free right now."""
+    from yolox.core.launch import find_free_port
+
+    for _ in range(200):
+        port = find_free_port()
+        if 20000 <= port < 40000:
+            return port - 20000
+    pytest.skip("no free port between 20000 and 40000")
+
+
+@pytest.mark.slow  # two training processes; about 20 s
+def test_two_srun_tasks_form_one_group_and_train(make_exp_file) -> None:
+    import subprocess
+    import sys
+
+    exp_file = make_exp_file(max_epoch=1)
+    job_id = _job_id_with_a_free_port()
+    command = [sys.executable, str(Path(__file__).resolve().parents[2] / "tools" / "train.py"), "-f", str(exp_file),
+               "-b", "4", "--device", "cpu", "warmup_epochs", "0", "no_aug_epochs", "0"]
+    tasks = [subprocess.Popen(command, env=_slurm_task_environment(rank, job_id), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for rank in (0, 1)]
+    outputs = [task.communicate(timeout=300)[0] for task in tasks]
+    assert [task.returncode for task in tasks] == [0, 0], outputs
+    log = (Path(exp_file).parent / "out" / "tiny" / "train_log.txt").read_text()
+    assert "2 per process x 2" in log
+    assert f"2 tasks join one process group at localhost:{20000 + job_id}" in outputs[0]
+    assert torch.load(Path(exp_file).parent / "out" / "tiny" / "last_epoch_ckpt.pth", weights_only=True)["iteration"] == 3
+
+
+def test_inconsistent_slurm_variables_stop_train_and_eval_with_their_names(make_exp_file, monkeypatch,
+                                                                          capsys) -> None:
+    from yolox.cli import eval as eval_cli
+    from yolox.cli import train as train_cli
+
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in _slurm_task_environment(2, 1).items():
+        if key.startswith("SLURM_"):
+            monkeypatch.setenv(key, value)
+    assert train_cli.main(["-f", str(make_exp_file()), "-b", "4", "--device", "cpu"]) == 2
+    assert eval_cli.main(["-f", str(make_exp_file()), "-b", "4", "--device", "cpu"]) == 2
+    for line in capsys.readouterr().err.strip().splitlines():
+        assert "SLURM_PROCID=2 must be below SLURM_NTASKS=2" in line, line
+    assert "RANK" not in os.environ
+
+
+def test_device_cuda_n_means_one_process(make_exp_file, monkeypatch, capsys) -> None:
+    from yolox.cli import train as train_cli
+
+    started = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(train_cli, "launch", lambda main_func, processes, **kwargs: started.append(processes))
+    exp_file = str(make_exp_file())
+    assert train_cli.main(["-f", exp_file, "-b", "4", "--device", "cuda:3"]) == 0
+    assert train_cli.main(["-f", exp_file, "-b", "4", "--device", "cuda"]) == 0
+    assert started == [1, 4]
+    assert train_cli.main(["-f", exp_file, "-b", "4", "--device", "cuda:3", "-d", "2"]) == 2
+    assert "--device cuda:3 names one GPU but -d 2" in capsys.readouterr().err

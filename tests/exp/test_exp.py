@@ -194,3 +194,28 @@ def test_multiscale_size_of_a_seeded_run_comes_from_the_seed_and_the_iteration()
     assert all(low * 32 <= side <= high * 32 and side % 32 == 0 for side, _ in sizes[0])
     exp.seed = 4
     assert [exp.random_resize(None, 0, 0, False, iteration=step) for step in range(10, 200, 10)] != sizes[0]
+
+
+@pytest.mark.parametrize(("key", "value", "valid"), [
+    ("basic_lr_per_img", "nan", "finite number >= 0"), ("basic_lr_per_img", "inf", "finite number >= 0"),
+    ("basic_lr_per_img", "-0.001", "finite number >= 0"), ("weight_decay", "nan", "finite number >= 0"),
+    ("momentum", "nan", "from 0 up to (not including) 1"), ("momentum", "1.0", "from 0 up to (not including) 1"),
+    ("warmup_lr", "-1", "finite number >= 0"), ("min_lr_ratio", "inf", "finite number >= 0"),
+    ("mosaic_prob", "7", "probability from 0 to 1"), ("mixup_prob", "-0.5", "probability from 0 to 1"),
+    ("hsv_prob", "1.5", "probability from 0 to 1"), ("flip_prob", "nan", "probability from 0 to 1"),
+    ("seed", "-1", "whole number >= 0 or None"), ("data_num_workers", "-2", "whole number >= 0"),
+])
+def test_impossible_training_values_are_refused_with_key_value_and_range(key: str, value: str, valid: str) -> None:
+    exp = get_exp(exp_name="yolox-s")
+    with pytest.raises(UserError) as error:
+        exp.merge([key, value])
+    message = str(error.value)
+    assert message.startswith(f"exp key {key}=") and valid in message and "\n" not in message
+    assert str(float(value)) in message or value in message
+
+
+def test_boundary_training_values_are_accepted() -> None:
+    exp = get_exp(exp_name="yolox-s")
+    exp.merge(["mosaic_prob", "0.0", "mixup_prob", "1.0", "momentum", "0.0", "seed", "0", "data_num_workers", "0",
+               "basic_lr_per_img", "0.0", "seed", "None"])
+    assert exp.seed is None and exp.mosaic_prob == 0.0

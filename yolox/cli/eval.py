@@ -77,7 +77,7 @@ def run_evaluation(args: argparse.Namespace) -> dict:
     from yolox.evaluators.inference import gather_inference
     from yolox.utils.checkpoint import default_checkpoint, load_exact_weights
     from yolox.utils.device import resolve_device
-    from yolox.utils.dist import get_local_rank, get_rank, get_world_size, is_distributed, is_main_process
+    from yolox.utils.dist import get_rank, get_world_size, is_distributed, is_main_process
     from yolox.utils.logger import setup_logger
     from yolox.utils.model_utils import fuse_model, get_model_info
     from yolox.utils.setup_env import seed_everything
@@ -91,7 +91,7 @@ def run_evaluation(args: argparse.Namespace) -> dict:
         logger.warning("--seed makes cuDNN deterministic, which can slow evaluation down")
     device = resolve_device(args.device)
     if device.type == "cuda" and is_distributed():
-        device = torch.device("cuda", get_local_rank())
+        device = torch.device("cuda", torch.cuda.current_device())  # the GPU that joining the group pinned
     if args.fp16 and device.type != "cuda":
         raise UserError(f"--fp16 needs a CUDA device but the run is on {device}: drop --fp16 or use --device cuda")
     model = exp.get_model()
@@ -163,10 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the flags, start the processes and run the evaluation; user errors exit with code 2."""
     args = make_parser().parse_args(argv)
     try:
-        if args.devices * args.num_machines <= 1:
+        from yolox.core.launch import WorkerError, external_world_size, launch
+
+        if args.devices * args.num_machines <= 1 and external_world_size() is None:
             run_evaluation(args)
             return EXIT_OK
-        from yolox.core.launch import WorkerError, launch
         from yolox.utils.device import resolve_device
 
         backend = args.dist_backend or ("nccl" if resolve_device(args.device).type == "cuda" else "gloo")

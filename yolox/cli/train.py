@@ -16,7 +16,7 @@ from yolox.cli.common import (
     exp_from_args,
     report_error,
 )
-from yolox.core.launch import WorkerError, launch
+from yolox.core.launch import WorkerError, external_world_size, launch
 from yolox.core.trainer import NonFiniteLossError
 from yolox.utils.device import DEVICE_CHOICES, resolve_device
 from yolox.utils.dist import get_rank, get_world_size
@@ -31,7 +31,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser("yolox train", description="Train a YOLOX detector (with optional attention).")
     parser.add_argument("-b", "--batch-size", type=int, default=64, help="total batch size over all processes")
     parser.add_argument("-d", "--devices", type=int, default=None,
-                        help="processes on this machine (default: the GPU count on CUDA, 1 on CPU)")
+                        help="processes on this machine (default: the GPU count on CUDA, 1 on CPU or with "
+                             "--device cuda:N; under torchrun or srun each task is one process)")
     parser.add_argument("--resume", action="store_true", default=False,
                         help="continue a run exactly from -c or <output_dir>/<experiment>/latest_ckpt.pth")
     parser.add_argument("-e", "--start_epoch", type=int, default=None, help="1-based epoch to resume at")
@@ -105,18 +106,32 @@ def train_worker(args: argparse.Namespace) -> None:
         raise SystemExit(EXIT_INTERRUPTED) from None
 
 
+def processes_on_this_machine(devices: int | None, device: torch.device, launched: bool) -> int:
+    """How many processes this command starts: one under torchrun/srun or for ``--device cuda:N``, else ``-d``."""
+    if launched:
+        return 1
+    if device.type == "cuda" and device.index is not None:
+        if devices not in (None, 1):
+            raise UserError(f"--device {device} names one GPU but -d {devices} asks for {devices} processes: use "
+                            f"--device cuda with -d {devices}, or drop -d")
+        return 1
+    if devices is None:
+        return torch.cuda.device_count() if device.type == "cuda" else 1
+    if device.type == "cuda" and devices > torch.cuda.device_count():
+        raise UserError(f"-d {devices} asks for more GPUs than the {torch.cuda.device_count()} visible here")
+    return devices
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, start the processes and return the exit code (2 for a user error)."""
     args = make_parser().parse_args(argv)
     try:
         device = resolve_device(args.device)
         build_exp(args)  # fail here, before any process starts, on a bad exp file or override
-        if args.devices is None:
-            args.devices = torch.cuda.device_count() if device.type == "cuda" else 1
-        if device.type == "cuda" and args.devices > torch.cuda.device_count():
-            raise UserError(f"-d {args.devices} asks for more GPUs than the {torch.cuda.device_count()} visible here")
+        launched_world_size = external_world_size()
+        args.devices = processes_on_this_machine(args.devices, device, launched_world_size is not None)
         args.local_world_size = args.devices
-        world_size = args.devices * args.num_machines
+        world_size = launched_world_size or args.devices * args.num_machines
         if args.batch_size < world_size or args.batch_size % world_size:
             raise UserError(f"-b/--batch-size {args.batch_size} is the total over {world_size} processes: "
                             f"use a multiple of {world_size}")

@@ -1,4 +1,5 @@
-"""Start one training process per device with the ``env://`` rendezvous that torchrun also uses."""
+"""Start one training process per device with the ``env://`` rendezvous that torchrun also uses, or join the
+group that torchrun or SLURM's ``srun`` started."""
 
 import json
 import multiprocessing.connection
@@ -18,6 +19,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from loguru import logger
 
+from yolox.utils.dist import slurm_process_group_env
 from yolox.utils.errors import UserError
 from yolox.utils.files import write_json_atomically
 
@@ -52,6 +54,33 @@ def launched_by_torchrun() -> bool:
     return all(key in os.environ for key in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"))
 
 
+def adopt_slurm_environment() -> bool:
+    """Under ``srun`` (SLURM's task variables set, torchrun's not) describe SLURM's group in torchrun's variables.
+
+    Returns True when this process is one task of such a group. Inconsistent SLURM variables raise a
+    UserError naming them; a batch script that asked for several tasks but runs the command itself (without
+    srun) trains as one process, with a warning.
+    """
+    group = slurm_process_group_env(os.environ)
+    if group is None:
+        tasks = os.environ.get("SLURM_NTASKS", "1")
+        if "SLURM_STEP_ID" not in os.environ and tasks.isdigit() and int(tasks) > 1 and "RANK" not in os.environ:
+            logger.warning(f"SLURM_NTASKS={tasks} but this process was not started by srun (no SLURM_STEP_ID): "
+                           f"running as one process; start the command with srun to use the {tasks} tasks")
+        return False
+    os.environ.update(group)
+    if group["RANK"] == "0":
+        logger.info(f"SLURM job: {group['WORLD_SIZE']} tasks join one process group at "
+                    f"{group['MASTER_ADDR']}:{group['MASTER_PORT']}")
+    return True
+
+
+def external_world_size() -> int | None:
+    """The world size that torchrun or ``srun`` gave this process, or None when the command starts its own."""
+    adopt_slurm_environment()
+    return int(os.environ["WORLD_SIZE"]) if launched_by_torchrun() else None
+
+
 def _master_from_url(dist_url: str | None, num_machines: int) -> tuple[str, int]:
     """MASTER_ADDR and MASTER_PORT from ``tcp://host:port`` (or a free local port on one machine)."""
     if dist_url is None or dist_url == "auto":
@@ -65,9 +94,12 @@ def _master_from_url(dist_url: str | None, num_machines: int) -> tuple[str, int]
 
 
 def init_process_group(backend: str) -> None:
-    """Join the group described by RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT; pin this process's GPU."""
+    """Join the group described by RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT; pin this process's GPU.
+
+    The GPU is LOCAL_RANK modulo the visible GPUs: under ``srun --gpus-per-task 1`` each task sees one.
+    """
     if backend == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)) % max(torch.cuda.device_count(), 1))
     dist.init_process_group(backend=backend, init_method="env://", timeout=PROCESS_GROUP_TIMEOUT)
 
 
@@ -198,12 +230,13 @@ def launch(
 ) -> None:
     """Run ``main_func(*args)`` in ``num_gpus_per_machine * num_machines`` processes (or in this one).
 
-    Under torchrun (RANK, WORLD_SIZE, ... already set) this process joins that group and runs
-    ``main_func`` itself. With a world size of 1 it runs ``main_func`` directly. Otherwise it spawns one
+    Under torchrun (RANK, WORLD_SIZE, ... already set) or as a task of ``srun`` (SLURM_PROCID, SLURM_NTASKS,
+    ...) this process joins that group and runs ``main_func`` itself; ``num_gpus_per_machine`` is then not
+    used. With a world size of 1 it runs ``main_func`` directly. Otherwise it spawns one
     process per local device; if any of them fails the others are stopped and a :class:`WorkerError` carries
     the failing rank's error.
     """
-    if launched_by_torchrun():
+    if external_world_size() is not None:
         if int(os.environ["WORLD_SIZE"]) == 1:
             main_func(*args)
             return

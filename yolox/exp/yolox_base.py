@@ -110,6 +110,7 @@ class Exp(BaseExp):
         if self.scheduler not in SCHEDULERS:
             raise UserError(f"exp key scheduler={self.scheduler!r}: use one of {', '.join(SCHEDULERS)}")
         self.validate_schedule()
+        self.validate_training_values()
         if self.dataset_format not in DATASET_FORMATS:
             raise UserError(f"exp key dataset_format={self.dataset_format!r}: use one of {', '.join(DATASET_FORMATS)}")
         if self.class_names is not None and len(self.class_names) != self.num_classes:
@@ -135,6 +136,28 @@ class Exp(BaseExp):
         if self.scheduler == "warmcos" and warmup > total:
             raise UserError(f"exp key warmup_epochs={warmup} exceeds max_epoch={total}: use warmup_epochs "
                             f"{total} or less, or max_epoch {math.ceil(warmup)}")
+
+    def validate_training_values(self) -> None:
+        """Refuse optimiser, augmentation and loader values that cannot train, with the key, value and valid range."""
+        ranges = [(key, "a finite number >= 0") for key in ("basic_lr_per_img", "warmup_lr", "min_lr_ratio",
+                                                           "weight_decay")]
+        ranges += [("momentum", "a number from 0 up to (not including) 1")]
+        ranges += [(key, "a probability from 0 to 1") for key in ("mosaic_prob", "mixup_prob", "hsv_prob",
+                                                                 "flip_prob")]
+        for key, valid in ranges:
+            value = getattr(self, key)
+            number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+            high = 1.0 if key == "momentum" or valid.startswith("a probability") else math.inf
+            inside = number and 0 <= value <= high and not (key == "momentum" and value == high)
+            if not inside:
+                raise UserError(f"exp key {key}={value!r}: must be {valid}")
+        for key, allow_none in (("seed", True), ("data_num_workers", False)):
+            value = getattr(self, key)
+            if value is None and allow_none:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                none = " or None (unseeded)" if allow_none else ""
+                raise UserError(f"exp key {key}={value!r}: must be a whole number >= 0{none}")
 
     def validate_backbone(self) -> None:
         """Check the backbone keys: a known backbone, ResNet-only keys only with a ResNet, valid block attention."""
