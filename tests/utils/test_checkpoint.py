@@ -183,3 +183,36 @@ def test_missing_best_checkpoint_lists_the_run_checkpoints(tmp_path: Path) -> No
             f"e.g. -c {tmp_path / 'latest_ckpt.pth'}") in str(caught.value)
     atomic_save({"start_epoch": 1}, tmp_path / "best_ckpt.pth")
     assert default_checkpoint(tmp_path) == tmp_path / "best_ckpt.pth"
+
+
+class _RunsCode:
+    """Pickles as a call of ``pathlib.Path.touch``: loading it unsafely would create the marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_checkpoint_holding_code_is_refused_for_safety_without_unsafe_advice(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    hostile = tmp_path / "hostile.pth"
+    torch.save({"model": {}, "payload": _RunsCode(marker)}, hostile)
+    with pytest.raises(UserError) as error:
+        load_checkpoint_file(hostile)
+    message = str(error.value)
+    assert "hostile.pth" in message and "objects other than tensors" in message and "refused for safety" in message
+    assert "weights_only" not in message and "\n" not in message and not marker.exists()
+
+
+def test_a_truncated_checkpoint_is_named_without_unsafe_advice(tmp_path: Path) -> None:
+    whole = tmp_path / "whole.pth"
+    torch.save({"model": {"w": torch.ones(100)}}, whole)
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(whole.read_bytes()[:200])
+    with pytest.raises(UserError) as error:
+        load_checkpoint_file(truncated)
+    message = str(error.value)
+    assert "truncated.pth" in message and "not a complete torch.save file" in message
+    assert "weights_only" not in message and "\n" not in message

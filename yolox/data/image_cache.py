@@ -15,7 +15,7 @@ import numpy as np
 from loguru import logger
 
 from yolox.utils.errors import UserError
-from yolox.utils.files import write_json_atomically
+from yolox.utils.files import atomic_path, write_json_atomically
 
 CACHE_TYPES = ("ram", "disk")
 MANIFEST_NAME = "manifest.json"
@@ -124,10 +124,8 @@ class DiskImageCache:
 
     def _store(self, index: int, img: np.ndarray) -> None:
         """Write one resized image through a temporary file, so readers never see a partial array."""
-        target = self.files[index]
-        tmp = target.with_name(target.stem + f".{os.getpid()}.tmp.npy")
-        np.save(tmp, img)
-        os.replace(tmp, target)
+        with atomic_path(self.files[index]) as temporary, open(temporary, "wb") as stream:
+            np.save(stream, img)
 
     def load(self, index: int) -> np.ndarray:
         """The cached resized image of ``index``."""

@@ -2,8 +2,9 @@
 
 import errno
 import os
+import pickle
 import random
-import tempfile
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,12 @@ from loguru import logger
 from torch import nn
 
 from yolox.utils.errors import UserError
+from yolox.utils.files import TMP_SUFFIX, atomic_path
 from yolox.utils.protocols import ExpLike
 
 MAX_NAMES_SHOWN = 6
 # The head's first class-prediction conv: its first dimension is the checkpoint's class count.
 HEAD_CLASS_KEY = "head.cls_preds.0.weight"
-TMP_SUFFIX = ".tmp"
 WRITE_ERRNO_WORDS = {
     errno.ENOSPC: "no space left on device",
     errno.EDQUOT: "disk quota exceeded",
@@ -27,19 +28,6 @@ WRITE_ERRNO_WORDS = {
     errno.EACCES: "permission denied (the folder is not writable)",
     errno.EPERM: "operation not permitted",
 }
-
-
-def current_umask() -> int:
-    """The process's file-creation mask, read without changing it where the platform allows."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def describe_write_error(err: BaseException) -> str:
@@ -70,26 +58,15 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     permissions (0666 less the umask), like every other file the run writes.
     """
     path = Path(path)
-    tmp_name = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
-        with os.fdopen(handle, "wb") as stream:
+        with atomic_path(path) as temporary, open(temporary, "wb") as stream:
             torch.save(obj, stream)
             stream.flush()
             os.fsync(stream.fileno())
-        os.chmod(tmp_name, 0o666 & ~current_umask())
-        os.replace(tmp_name, path)
     except (OSError, RuntimeError) as err:
-        if tmp_name is not None:
-            Path(tmp_name).unlink(missing_ok=True)
         kept = "the previous file is kept" if path.is_file() else "nothing was written"
         raise CheckpointWriteError(f"cannot write checkpoint {path}: {describe_write_error(err)} ({kept}); "
                                    "free space or choose another output_dir") from err
-    except BaseException:
-        if tmp_name is not None:
-            Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def default_checkpoint(run_dir: str | os.PathLike) -> Path:
@@ -151,13 +128,25 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.devi
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - the unpickler raises many types; the message says what to do
-        raise UserError(
-            f"cannot read checkpoint {path}: {type(err).__name__}: {err}. "
-            "It must be a torch.save file of tensors and plain Python values (re-save it or pick another file)."
-        ) from err
+        raise UserError(f"cannot read checkpoint {path}: {describe_load_failure(err)}") from None
     if not isinstance(ckpt, dict):
         raise UserError(f"checkpoint {path} holds a {type(ckpt).__name__}, expected a dict with a 'model' entry")
     return ckpt
+
+
+def describe_load_failure(err: BaseException) -> str:
+    """Why a safe ``torch.load`` refused a file, in our words (torch's own text advises the unsafe way out)."""
+    text = str(err)
+    refused = re.search(r"unsupported GLOBAL ([\w.]+)|Unsupported global: GLOBAL ([\w.]+)", text)
+    if refused is not None or (isinstance(err, pickle.UnpicklingError) and "weights_only" in text.lower()):
+        name = next((group for group in (refused.groups() if refused else ()) if group), None)
+        found = f" (such as {name})" if name else ""
+        return (f"it holds objects other than tensors and plain Python values{found} and was refused for safety: "
+                "loading them could run code stored in the file. Use a checkpoint saved as tensors and plain "
+                "values (a state dict), from a source you trust")
+    first_sentence = text.split(". ")[0].strip().rstrip(".")
+    return (f"it is not a complete torch.save file ({type(err).__name__}: {first_sentence}); it may be truncated "
+            "or not a checkpoint at all: re-save it or pick another file")
 
 
 def checkpoint_state_dict(ckpt: dict) -> dict[str, torch.Tensor]:
