@@ -31,11 +31,13 @@ setup(
     install_requires=read_requirements(),
     extras_require={
         # The W&B and MLflow clients install in seconds; with them the logger tests run instead of skipping.
-        "dev": ["pytest", "ruff", "onnx", "onnxruntime", "wandb", "mlflow-skinny", "matplotlib", "statsmodels"],
+        "dev": ["pytest", "ruff", "onnx", "onnxruntime", "wandb", "mlflow-skinny", "matplotlib", "statsmodels", "pyyaml"],
         "onnx": ["onnx", "onnxruntime"],
         "tensorboard": ["tensorboard"],
         "fast-eval": ["faster-coco-eval"],
         "plot": ["matplotlib"],
+        # YOLO-format data (dataset_format "yolo"): only its data.yaml needs a YAML parser.
+        "yolo": ["pyyaml"],
         "wandb": ["wandb"],
         # The tracking client only; a full "mlflow" install (server, UI) works the same.
         "mlflow": ["mlflow-skinny"],

@@ -64,13 +64,23 @@ def test_checkpoint_evaluation_writes_results(shapes_dir, tmp_path, eval_tool) -
     ckpt = tmp_path / "nano5.pth"
     torch.save({"model": exp.get_model().state_dict(), "start_epoch": 3}, ckpt)
     code = eval_tool.main(["-n", "yolox-nano", "-c", str(ckpt), "--tsize", "64", "--device", "cpu", "-b", "4",
-                           "--conf", "0.00001", "-expn", "nano_shapes", *overrides(shapes_dir, tmp_path)])  # fmt: skip
+                           "--conf", "0.00001", "-expn", "nano_shapes", "--plots", "--plots-conf", "0.0",
+                           *overrides(shapes_dir, tmp_path)])  # fmt: skip
     assert code == 0
     results = json.loads((tmp_path / "nano_shapes" / "eval_results.json").read_text())
     assert results["mode"] == "eval" and results["ckpt"] == str(ckpt) and results["exp"] == "yolox-nano"
     assert 0.0 <= results["ap50_95"] <= results["ap50"] <= 1.0
     assert set(results["per_class_AP"]) == set(SHAPE_CLASSES) and len(results["stats"]) == 12
     assert results["timing"]["total_ms"] >= results["timing"]["nms_ms"]
+    # --plots: the pictures and their numbers; every object is in its true class's column once (found or missed).
+    plots = tmp_path / "nano_shapes" / "eval_plots"
+    assert {path.name for path in plots.iterdir()} == {"eval_plots.json", "pr_curves.png", "confusion_matrix.png"}
+    numbers = json.loads((plots / "eval_plots.json").read_text())
+    counts = numbers["confusion_matrix"]["counts"]
+    annotations = json.loads((shapes_dir / "annotations" / "instances_val.json").read_text())["annotations"]
+    per_class = [sum(1 for ann in annotations if ann["category_id"] == index + 1) for index in range(5)]
+    assert [sum(row[c] for row in counts) for c in range(5)] == per_class and numbers["confusion_matrix"]["conf"] == 0.0
+    assert numbers["pr_curves"]["iou"]["0.50"]["all"]["ap"] == pytest.approx(results["ap50"], abs=1e-12)
 
 
 def test_checkpoint_for_another_model_is_explained(shapes_dir, tmp_path, eval_tool, capsys) -> None:

@@ -52,6 +52,11 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--speed", action="store_true", help="timing only: random weights, no checkpoint, no scoring")
     parser.add_argument("--coco-backend", default="pycocotools", choices=("pycocotools", "faster-coco-eval"),
                         help="COCO scoring: pycocotools (reference) or faster-coco-eval (optional extra, same numbers)")
+    parser.add_argument("--plots", action="store_true",
+                        help="also write PR curves and a confusion matrix (PNG with matplotlib, numbers as JSON) "
+                             "to <output_dir>/<exp_name>/eval_plots/")
+    parser.add_argument("--plots-conf", type=float, default=0.25,
+                        help="score threshold of the confusion matrix (the PR curves use every detection)")
     add_exp_arguments(parser)
     return parser
 
@@ -137,14 +142,35 @@ def run_evaluation(args: argparse.Namespace) -> dict:
             logger.info("\n" + merged.timing.summary())
             results["timing"] = merged.timing.per_image_ms()
     else:
-        report = evaluator.evaluate_report(model, is_distributed(), args.fp16)
+        if args.plots and not isinstance(evaluator, COCOEvaluator):
+            raise UserError(f"--plots needs COCO metrics (dataset_format coco or yolo), not {exp.dataset_format}")
+        if args.plots and args.test:
+            raise UserError("--plots needs scored detections: drop --test (test-dev is not scored)")
+        report = evaluator.evaluate_report(model, is_distributed(), args.fp16, return_outputs=args.plots)
         logger.info("\n" + report.summary)
         results.update(report.to_dict())
+        if args.plots and is_main_process():
+            results["plots"] = [str(path) for path in write_evaluation_plots(evaluator, report, output_dir, args)]
     if is_main_process():
         results_path = output_dir / RESULTS_FILE
         write_json_atomically(results_path, results)
         logger.info(f"wrote {results_path}")
     return results
+
+
+def write_evaluation_plots(evaluator, report, output_dir: Path, args: argparse.Namespace) -> list[Path]:
+    """PR curves and the confusion matrix of a COCO evaluation, in ``<output_dir>/eval_plots/``."""
+    from loguru import logger
+
+    from yolox.evaluators.plots import write_eval_plots
+
+    coco = evaluator.dataloader.dataset.coco
+    names = [coco.cats[cat_id]["name"] for cat_id in evaluator.class_ids]
+    written = write_eval_plots(output_dir / "eval_plots", report.score.precision, report.detections, coco,
+                               evaluator.class_ids, names, conf=args.plots_conf)
+    logger.info(f"wrote {', '.join(str(path) for path in written)} (confusion matrix at IoU 0.50, score >= "
+                f"{args.plots_conf:.2f})")
+    return written
 
 
 def eval_worker(args: argparse.Namespace) -> None:

@@ -1,4 +1,4 @@
-"""Generate the built-in synthetic shapes dataset (COCO format) for the quick start and the tests."""
+"""Generate the built-in synthetic shapes dataset (COCO or YOLO format) for the quick start and the tests."""
 
 import argparse
 import sys
@@ -6,27 +6,32 @@ import time
 from pathlib import Path
 
 from yolox.cli.common import USER_ERRORS, run_command
-from yolox.data.shapes import SHAPE_CLASSES, generate_shapes_dataset
+from yolox.data.shapes import LAYOUTS, SHAPE_CLASSES, generate_shapes_dataset
 
 
 def make_parser() -> argparse.ArgumentParser:
     """Return the command-line parser of this tool."""
-    parser = argparse.ArgumentParser(description=f"Write a synthetic COCO-format dataset of {', '.join(SHAPE_CLASSES)}.")
+    parser = argparse.ArgumentParser(description=f"Write a synthetic dataset of {', '.join(SHAPE_CLASSES)}.")
     parser.add_argument("--out", default="datasets/shapes", help="output folder (default: datasets/shapes)")
     parser.add_argument("--train", type=int, default=800, help="number of training images (default: 800)")
     parser.add_argument("--val", type=int, default=200, help="number of validation images (default: 200)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files")
     parser.add_argument("--size", type=int, default=256, help="image side in pixels (default: 256)")
+    parser.add_argument("--format", choices=LAYOUTS, default="coco",
+                        help="coco (annotations/*.json) or yolo (data.yaml, images/, labels/) (default: coco)")
     return parser
 
 
 def generate_and_report(args: argparse.Namespace) -> None:
     """Write the dataset the flags describe and print where it is and how long it took."""
     start = time.perf_counter()
-    root = generate_shapes_dataset(Path(args.out), args.train, args.val, args.size, args.seed)
+    root = generate_shapes_dataset(Path(args.out), args.train, args.val, args.size, args.seed, layout=args.format)
     elapsed = time.perf_counter() - start
     print(f"wrote {args.train} train and {args.val} val images to {root} in {elapsed:.1f} s")
-    print(f"annotations: {root / 'annotations' / 'instances_train.json'}, {root / 'annotations' / 'instances_val.json'}")
+    if args.format == "yolo":
+        print(f"data.yaml: {root / 'data.yaml'} (labels in {root / 'labels'})")
+    else:
+        print(f"annotations: {root / 'annotations' / 'instances_train.json'}, {root / 'annotations' / 'instances_val.json'}")
 
 
 def main(argv: list[str] | None = None) -> int:

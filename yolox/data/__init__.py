@@ -1,4 +1,4 @@
-"""Data pipeline: COCO/VOC datasets, augmentation, samplers, loaders and the device prefetcher."""
+"""Data pipeline: COCO/VOC/YOLO-format datasets, augmentation, samplers, loaders and the device prefetcher."""
 
 from yolox.data.data_augment import TrainTransform, ValTransform, augment_hsv, preproc, random_affine
 from yolox.data.data_prefetcher import DataPrefetcher
@@ -15,12 +15,13 @@ from yolox.data.datasets import (
     MixConcatDataset,
     MosaicDetection,
     VOCDetection,
+    YOLODataset,
 )
 from yolox.data.samplers import InfiniteSampler, YoloBatchSampler
 
 __all__ = [
     "COCO_CLASSES", "COCODataset", "CacheDataset", "ConcatDataset", "DataLoader", "DataPrefetcher", "Dataset",
     "DetectionDataset", "ImageRecord", "InfiniteSampler", "MixConcatDataset", "MosaicDetection", "TrainTransform",
-    "VOC_CLASSES", "VOCDetection", "ValTransform", "YoloBatchSampler", "augment_hsv", "get_yolox_datadir", "preproc",
+    "VOC_CLASSES", "VOCDetection", "ValTransform", "YOLODataset", "YoloBatchSampler", "augment_hsv", "get_yolox_datadir", "preproc",
     "random_affine", "resolve_data_dir", "worker_init_reset_seed",
 ]

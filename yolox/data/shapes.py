@@ -1,4 +1,4 @@
-"""A built-in synthetic detection dataset: coloured shapes on textured backgrounds, in COCO format.
+"""A built-in synthetic detection dataset: coloured shapes on textured backgrounds, in COCO or YOLO format.
 
 Every image is drawn from its own random stream derived from (seed, split, index), so the same seed
 always gives byte-identical annotations and images, whatever the number of images asked for.
@@ -17,6 +17,7 @@ JPEG_QUALITY = 92
 MAX_OBJECTS = 6
 MAX_OVERLAP = 0.35  # shapes may overlap partially, never hide each other
 PLACEMENT_ATTEMPTS = 30
+LAYOUTS = ("coco", "yolo")
 
 
 def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -143,11 +144,25 @@ def draw_shapes_image(rng: np.random.Generator, height: int, width: int) -> tupl
     return image, visible
 
 
-def _write_split(out_dir: Path, split: str, count: int, img_size: tuple[int, int], seed: int) -> None:
-    """Generate ``count`` images of one split and their COCO annotation file."""
+def _write_yolo_labels(path: Path, objects: list[dict], height: int, width: int) -> None:
+    """One ``class cx cy w h`` line per object, normalised by the image size (the ultralytics label format)."""
+    lines = []
+    for obj in objects:
+        x, y, w, h = obj["bbox"]
+        lines.append(f"{obj['class_index']} {(x + w / 2) / width:.6f} {(y + h / 2) / height:.6f} "
+                     f"{w / width:.6f} {h / height:.6f}")
+    path.write_text("".join(line + "\n" for line in lines))
+
+
+def _write_split(out_dir: Path, split: str, count: int, img_size: tuple[int, int], seed: int,
+                 layout: str = "coco") -> None:
+    """Generate ``count`` images of one split and their COCO annotation file (or YOLO label files)."""
     height, width = img_size
-    image_dir = out_dir / split
+    image_dir = out_dir / "images" / split if layout == "yolo" else out_dir / split
     image_dir.mkdir(parents=True, exist_ok=True)
+    label_dir = out_dir / "labels" / split
+    if layout == "yolo":
+        label_dir.mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
     for index in range(count):
         rng = np.random.default_rng([seed, SPLIT_TAGS[split], index])
@@ -155,6 +170,9 @@ def _write_split(out_dir: Path, split: str, count: int, img_size: tuple[int, int
         file_name = f"{index:06d}.jpg"
         if not cv2.imwrite(str(image_dir / file_name), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
             raise OSError(f"could not write {image_dir / file_name}: check the folder is writable")
+        if layout == "yolo":
+            _write_yolo_labels(label_dir / f"{index:06d}.txt", objects, height, width)
+            continue
         image_id = index + 1
         images.append({"id": image_id, "file_name": file_name, "height": height, "width": width})
         for obj in objects:
@@ -168,6 +186,8 @@ def _write_split(out_dir: Path, split: str, count: int, img_size: tuple[int, int
                     "iscrowd": 0,
                 }
             )
+    if layout == "yolo":
+        return
     categories = [{"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(SHAPE_CLASSES)]
     dataset = {
         "info": {"description": f"synthetic shapes, seed {seed}"},
@@ -186,18 +206,27 @@ def generate_shapes_dataset(
     num_val: int = 200,
     img_size: tuple[int, int] | int = (256, 256),
     seed: int = 0,
+    layout: str = "coco",
 ) -> Path:
-    """Write the shapes dataset in COCO format under ``out_dir`` and return that folder.
+    """Write the shapes dataset under ``out_dir`` and return that folder.
 
-    Layout: ``annotations/instances_{train,val}.json``, ``train/*.jpg``, ``val/*.jpg``; category ids
-    1..5 are circle, square, triangle, star, ring; ``img_size`` is (height, width) or one side.
+    ``layout="coco"``: ``annotations/instances_{train,val}.json``, ``train/*.jpg``, ``val/*.jpg``; category ids
+    1..5 are circle, square, triangle, star, ring. ``layout="yolo"`` (ultralytics): ``data.yaml``,
+    ``images/{train,val}/*.jpg``, ``labels/{train,val}/*.txt`` with classes 0..4 in that order; the same
+    images. ``img_size`` is (height, width) or one side.
     """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout={layout!r}: use one of {', '.join(LAYOUTS)}")
     size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
     if len(size) != 2 or min(size) < 32:
         raise ValueError(f"img_size={img_size!r}: give (height, width) or one side, each at least 32 pixels")
     if num_train < 0 or num_val < 0:
         raise ValueError(f"num_train={num_train}, num_val={num_val}: image counts cannot be negative")
     root = Path(out_dir)
-    _write_split(root, "train", num_train, size, seed)
-    _write_split(root, "val", num_val, size, seed)
+    _write_split(root, "train", num_train, size, seed, layout)
+    _write_split(root, "val", num_val, size, seed, layout)
+    if layout == "yolo":
+        names = "".join(f"  {index}: {name}\n" for index, name in enumerate(SHAPE_CLASSES))
+        (root / "data.yaml").write_text(f"# synthetic shapes, seed {seed}\npath: .\ntrain: images/train\n"
+                                        f"val: images/val\nnames:\n{names}")
     return root

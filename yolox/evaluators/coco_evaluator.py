@@ -90,6 +90,9 @@ class CocoScore:
     per_class_ap: dict[str, float] = field(default_factory=dict)
     per_class_ar: dict[str, float] = field(default_factory=dict)
     summary: str = ""
+    # COCOeval's precision for area "all" and 100 detections: [IoU 0.50:0.95 (10), recall 0:1 (101), class];
+    # -1 where a class has no objects. None when nothing was scored.
+    precision: np.ndarray | None = None
 
     @property
     def ap50_95(self) -> float:
@@ -207,7 +210,8 @@ def score_coco(
     coco_eval, printed = _evaluate_with_backend(coco_gt, results, backend)
     # the 12 standard lines; faster-coco-eval prints two more recall lines after them
     standard_lines = [line for line in printed.splitlines() if line.lstrip().startswith("Average")][:12]
-    score = CocoScore(stats=[float(v) for v in coco_eval.stats])
+    score = CocoScore(stats=[float(v) for v in coco_eval.stats],
+                      precision=np.array(coco_eval.eval["precision"][:, :, :, 0, -1], dtype=np.float64))
     names = _class_names(coco_gt, coco_eval.params.catIds)
     score.per_class_ap, score.per_class_ar = per_class_ap_ar(coco_eval, names)
     parts = ["\n".join(standard_lines)]

@@ -2,6 +2,7 @@
 
 import math
 import random
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -13,7 +14,7 @@ from yolox.exp.base_exp import BaseExp
 from yolox.utils.errors import UserError
 
 SCHEDULERS = ("yoloxwarmcos", "warmcos", "cos", "multistep")
-DATASET_FORMATS = ("coco", "voc")
+DATASET_FORMATS = ("coco", "voc", "yolo")
 
 
 def _comparable(key: str, value: Any) -> Any:
@@ -53,7 +54,8 @@ class Exp(BaseExp):
         self.multiscale_range = 5
         self.random_size: tuple[int, int] | None = None
         self.data_dir: str | None = None
-        self.dataset_format = "coco"
+        self.dataset_format = "coco"  # coco | voc | yolo (an ultralytics data.yaml with images/ and labels/)
+        self.data_yaml: str | None = None  # yolo: the data.yaml (default: <data_dir>/data.yaml)
         self.train_ann = "instances_train2017.json"
         self.val_ann = "instances_val2017.json"
         self.test_ann = "instances_test2017.json"
@@ -353,11 +355,23 @@ class Exp(BaseExp):
         """Class names from the exp when set (the datasets otherwise supply their own)."""
         return tuple(self.class_names) if self.class_names is not None else None
 
+    def resolved_data_yaml(self) -> str:
+        """The data.yaml of YOLO-format data: ``data_yaml``, else ``<data_dir>/data.yaml``."""
+        if self.data_yaml:
+            return str(self.data_yaml)
+        if self.data_dir:
+            return str(Path(self.data_dir) / "data.yaml")
+        raise UserError("dataset_format yolo needs the exp key data_yaml (the ultralytics data.yaml) or data_dir "
+                        "(the folder holding data.yaml)")
+
     def get_dataset(self, cache: bool = False, cache_type: str = "ram") -> Any:
-        """The training dataset (COCO or VOC layout) yielding un-augmented images and labels."""
-        from yolox.data import COCODataset, TrainTransform, VOCDetection
+        """The training dataset (COCO, VOC or YOLO layout) yielding un-augmented images and labels."""
+        from yolox.data import COCODataset, TrainTransform, VOCDetection, YOLODataset
 
         preproc = TrainTransform(max_labels=50, flip_prob=self.flip_prob, hsv_prob=self.hsv_prob)
+        if self.dataset_format == "yolo":
+            return YOLODataset(self.resolved_data_yaml(), "train", img_size=self.input_size, preproc=preproc,
+                               cache=cache, cache_type=cache_type, num_classes=self.num_classes)
         if self.dataset_format == "voc":
             return VOCDetection(data_dir=self.data_dir, image_sets=[tuple(s) for s in self.voc_train_sets],
                                 img_size=self.input_size, preproc=preproc, class_names=self.resolved_class_names(),
@@ -509,10 +523,13 @@ class Exp(BaseExp):
     # ------------------------------------------------------------------ evaluation
     def get_eval_dataset(self, **kwargs: Any) -> Any:
         """The validation (or test-dev) dataset with the evaluation letterbox."""
-        from yolox.data import COCODataset, ValTransform, VOCDetection
+        from yolox.data import COCODataset, ValTransform, VOCDetection, YOLODataset
 
         testdev = kwargs.get("testdev", False)
         legacy = kwargs.get("legacy", False)
+        if self.dataset_format == "yolo":
+            return YOLODataset(self.resolved_data_yaml(), "test" if testdev else "val", img_size=self.test_size,
+                               preproc=ValTransform(legacy=legacy), num_classes=self.num_classes)
         if self.dataset_format == "voc":
             return VOCDetection(data_dir=self.data_dir, image_sets=[tuple(s) for s in self.voc_test_sets],
                                 img_size=self.test_size, preproc=ValTransform(legacy=legacy),

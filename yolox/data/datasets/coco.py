@@ -87,6 +87,11 @@ class COCODataset(DetectionDataset):
         self.name = name
         ann_path = self.data_dir / "annotations" / json_file
         self.coco = build_coco(load_coco_json(ann_path, origin))
+        self._index(str(ann_path), num_classes, cache, cache_type, cache_dir, cache_name=name)
+
+    def _index(self, ann_path: str, num_classes: Optional[int], cache: bool, cache_type: str,
+               cache_dir: Optional[str], cache_name: str) -> None:
+        """Build the class ids, image ids and records from ``self.coco`` and finish the set-up (checks, cache)."""
         self.class_ids = sorted(self.coco.getCatIds())
         if num_classes is not None and len(self.class_ids) != num_classes:
             raise UserError(f"annotation file {ann_path} has {len(self.class_ids)} categories but the exp sets "
@@ -95,13 +100,13 @@ class COCODataset(DetectionDataset):
         self.cats = self.coco.loadCats(self.class_ids)
         self.ids = self.coco.getImgIds()
         records = self._parse_records(ann_path)
-        self._finish_setup(records, [cat["name"] for cat in self.cats], str(ann_path), cache, cache_type,
-                           Path(cache_dir) if cache_dir else None, self.data_dir, name)
+        self._finish_setup(records, [cat["name"] for cat in self.cats], ann_path, cache, cache_type,
+                           Path(cache_dir) if cache_dir else None, self.data_dir, cache_name)
 
-    def _parse_records(self, ann_path: Path) -> List[ImageRecord]:
+    def _parse_records(self, ann_path: str) -> List[ImageRecord]:
         """One record per image: clipped non-crowd boxes with contiguous class indices."""
         class_index = {cat_id: index for index, cat_id in enumerate(self.class_ids)}
-        report = BoxReport(str(ann_path))
+        report = BoxReport(ann_path)
         image_root = self.data_dir / self.name
         records = []
         for image_id in self.ids:
