@@ -57,7 +57,7 @@ def test_nonfinite_weights_never_replace_the_last_good_checkpoint(make_exp_file)
 
 def test_a_huge_finite_loss_that_breaks_the_weights_stops_at_its_iteration(make_exp_file,
                                                                             scaling_the_loss_from) -> None:
-    overflowing = scaling_the_loss_from(Trainer, 4, 1e36)  # finite, but the gradients overflow
+    overflowing = scaling_the_loss_from(Trainer, 4, 1e37)  # finite, but the gradients overflow
     trainer = _trainer(make_exp_file(max_epoch=3), "eval_interval", "100", cls=overflowing)
     with pytest.raises(NonFiniteWeightsError) as caught:
         trainer.train()
