@@ -50,6 +50,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fuse", action="store_true", help="fuse conv and BN layers before evaluating")
     parser.add_argument("--test", action="store_true", help="test-dev: write the detections JSON, no scoring")
     parser.add_argument("--speed", action="store_true", help="timing only: random weights, no checkpoint, no scoring")
+    parser.add_argument("--save-detections", default=None, metavar="FILE.npz",
+                        help="also write the scored detections (the COCO results array and the annotation file it "
+                             "was scored against) to FILE.npz, compressed; COCO-format data only")
     parser.add_argument("--coco-backend", default="pycocotools", choices=("pycocotools", "faster-coco-eval"),
                         help="COCO scoring: pycocotools (reference) or faster-coco-eval (optional extra, same numbers)")
     parser.add_argument("--plots", action="store_true",
@@ -107,6 +110,9 @@ def run_evaluation(args: argparse.Namespace) -> dict:
             raise UserError(f"--coco-backend {args.coco_backend} applies to COCO-format data, not {exp.dataset_format}")
         check_backend(args.coco_backend)
         evaluator.backend = args.coco_backend
+    if args.save_detections and (args.test or args.speed or not isinstance(evaluator, COCOEvaluator)):
+        raise UserError("--save-detections keeps the detections of a scored COCO-format evaluation: drop it with "
+                        f"--test or --speed, or for {exp.dataset_format} data")
     if args.test:
         evaluator.testdev_json = output_dir / "yolox_testdev_2017.json"
     ckpt_path = None
@@ -146,11 +152,14 @@ def run_evaluation(args: argparse.Namespace) -> dict:
             raise UserError(f"--plots needs COCO metrics (dataset_format coco or yolo), not {exp.dataset_format}")
         if args.plots and args.test:
             raise UserError("--plots needs scored detections: drop --test (test-dev is not scored)")
-        report = evaluator.evaluate_report(model, is_distributed(), args.fp16, return_outputs=args.plots)
+        keep_outputs = bool(args.plots or args.save_detections)
+        report = evaluator.evaluate_report(model, is_distributed(), args.fp16, return_outputs=keep_outputs)
         logger.info("\n" + report.summary)
         results.update(report.to_dict())
         if args.plots and is_main_process():
             results["plots"] = [str(path) for path in write_evaluation_plots(evaluator, report, output_dir, args)]
+        if args.save_detections and is_main_process():
+            results["detections_file"] = str(save_detections(evaluator, report, Path(args.save_detections)))
     if is_main_process():
         results_path = output_dir / RESULTS_FILE
         write_json_atomically(results_path, results)
@@ -171,6 +180,22 @@ def write_evaluation_plots(evaluator, report, output_dir: Path, args: argparse.N
     logger.info(f"wrote {', '.join(str(path) for path in written)} (confusion matrix at IoU 0.50, score >= "
                 f"{args.plots_conf:.2f})")
     return written
+
+
+def save_detections(evaluator, report, path: Path) -> Path:
+    """Write the COCO results array that was scored and its annotation file's path to ``path`` (.npz, compressed)."""
+    import numpy as np
+
+    from yolox.evaluators.coco_evaluator import detections_to_coco_array
+
+    dataset = getattr(evaluator.dataloader, "dataset", evaluator.dataloader)
+    annotations = Path(dataset.data_dir) / "annotations" / dataset.json_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial.npz")
+    np.savez_compressed(partial, results=detections_to_coco_array(report.detections, evaluator.class_ids),
+                        annotations=np.array(str(annotations.resolve())))
+    partial.replace(path)
+    return path
 
 
 def eval_worker(args: argparse.Namespace) -> None:

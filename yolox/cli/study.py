@@ -1,8 +1,9 @@
 """``python tools/study.py``: train every (variant, seed) of a paired study and report whether attention helps.
 
-``python tools/study.py -f EXP --variants none,cam,se --seeds 0,1,2 [-d N] [-b B] [--fp16] [key value ...]``
-trains each run into ``<study_dir>/<variant>/seed<k>/``, evaluates its best checkpoint and writes the
-report; ``python tools/study.py report STUDY_DIR`` aggregates whatever has finished.
+``python tools/study.py -f EXP --variants none,cam,se --seeds 0,1,2 [--select last|best] [--correction holm]
+[--margin M] [-d N] [-b B] [--fp16] [key value ...]`` trains each run into ``<study_dir>/<variant>/seed<k>/``,
+scores its final and best checkpoints and writes the report; ``python tools/study.py report STUDY_DIR``
+aggregates whatever has finished.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from yolox.cli.common import EXIT_OK, EXIT_USER_ERROR, USER_ERRORS, add_exp_arguments, report_error
+from yolox.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USER_ERROR, USER_ERRORS, add_exp_arguments, report_error
 from yolox.utils.errors import UserError
 
 
@@ -29,6 +30,18 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--study-dir", default=None, help="folder of the study (default: <output_dir>/<exp_name>_study)")
     parser.add_argument("--shard", default=None, help="I/N: run only every N-th run starting at I "
                                                       "(e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)")
+    parser.add_argument("--select", default="last", choices=("last", "best"),
+                        help="the checkpoint each run is scored by: last (the final EMA weights of the schedule, "
+                             "default) or best (the best evaluation during training: selected on the scored set)")
+    parser.add_argument("--correction", default="holm", choices=("holm", "bonferroni", "none"),
+                        help="multiplicity correction over the comparisons with the baseline (default holm)")
+    parser.add_argument("--margin", type=float, default=0.0,
+                        help="AP points that matter (e.g. 0.3): verdicts 'helps by more than M' and 'equivalent "
+                             "within +-M' (default 0: off)")
+    parser.add_argument("--effect", type=float, default=None,
+                        help="AP points: the report says how many seeds each comparison needs to find this effect")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="train the runs recorded as failed again (their record is kept as failed_attempt<k>.json)")
     parser.add_argument("--force", action="store_true", help="use a study folder made with other settings anyway")
     parser.add_argument("-b", "--batch-size", type=int, default=64, help="total batch size of each run")
     parser.add_argument("-d", "--devices", type=int, default=None, help="processes per run (as tools/train.py -d)")
@@ -42,41 +55,11 @@ def make_report_parser() -> argparse.ArgumentParser:
     """Flags of ``tools/study.py report``."""
     parser = argparse.ArgumentParser("yolox study report", description="Aggregate the finished runs of a study.")
     parser.add_argument("study_dir", help="the study folder (holds study_plan.json)")
+    parser.add_argument("--effect", type=float, default=None,
+                        help="AP points: how many seeds each comparison needs to find this effect")
     parser.add_argument("--device", default="auto",
                         help="auto (a GPU latency column too when CUDA is present), cpu or cuda[:N]")
     return parser
-
-
-def build_plan(args: argparse.Namespace):
-    """Check every variant's exp (unknown names and keys fail here, before training) and return the plan and folder."""
-    from yolox.cli.common import exp_from_args
-    from yolox.models.attention import available_attentions
-    from yolox.study.plan import BASELINE_NAME, StudyPlan, parse_seeds, parse_variants
-
-    if not (args.exp_file or args.name):
-        raise UserError("name the exp with -f EXP_FILE or -n NAME (e.g. -f exps/example/shapes/yolox_nano_cam_shapes.py)")
-    if args.experiment_name:
-        raise UserError("-expn is not used by a study: each run's folder is <study_dir>/<variant>/seed<k>; "
-                        "use --study-dir to choose the folder")
-    variants = parse_variants(args.variants, available_attentions())
-    seeds = parse_seeds(args.seeds)
-    names = [variant.name for variant in variants]
-    baseline = args.baseline or (BASELINE_NAME if BASELINE_NAME in names else names[0])
-    if baseline not in names:
-        raise UserError(f"--baseline {baseline!r} is not among the variants ({', '.join(names)})")
-    base_exp = exp_from_args(args)
-    for variant in variants:
-        variant_args = argparse.Namespace(**{**vars(args), "opts": [*(args.opts or []), *variant.override_args()]})
-        try:
-            exp_from_args(variant_args)
-        except UserError as err:
-            raise UserError(f"variant {variant.name!r}: {err}") from None
-    if args.batch_size < 1:
-        raise UserError(f"-b/--batch-size {args.batch_size} must be at least 1")
-    plan = StudyPlan(exp=args.exp_file or args.name, exp_name=base_exp.exp_name, variants=variants, seeds=seeds,
-                     baseline=baseline, batch_size=args.batch_size, fp16=bool(args.fp16), overrides=list(args.opts or []))
-    study_dir = Path(args.study_dir) if args.study_dir else Path(base_exp.output_dir) / f"{base_exp.exp_name}_study"
-    return plan, study_dir
 
 
 def run_study(args: argparse.Namespace) -> int:
@@ -84,14 +67,20 @@ def run_study(args: argparse.Namespace) -> int:
     from yolox.cli.eval import main as eval_main
     from yolox.cli.train import main as train_main
     from yolox.core.launch import launched_by_torchrun
-    from yolox.study.plan import claim_study_dir, parse_shard, shard_runs
+    from yolox.study.plan import build_plan, claim_study_dir, parse_shard, shard_runs
     from yolox.study.runner import execute_run, run_status
 
     if launched_by_torchrun():
         raise UserError("start tools/study.py itself, not under torchrun: use -d N for N processes per run, "
                         "and --shard I/N to spread the runs over machines")
     shard = parse_shard(args.shard)
-    plan, study_dir = build_plan(args)
+    if args.experiment_name:
+        raise UserError("-expn is not used by a study: each run's folder is <study_dir>/<variant>/seed<k>; "
+                        "use --study-dir to choose the folder")
+    plan, study_dir = build_plan(args.exp_file, args.name, args.variants, args.seeds, baseline=args.baseline,
+                                 batch_size=args.batch_size, fp16=args.fp16, overrides=args.opts,
+                                 study_dir=args.study_dir, select=args.select, correction=args.correction,
+                                 margin_points=args.margin)
     claim_study_dir(study_dir, plan, args.force)
     runs = shard_runs(plan.runs(study_dir), shard)
     print(f"study {study_dir}: {len(runs)} runs in this shard "
@@ -99,26 +88,32 @@ def run_study(args: argparse.Namespace) -> int:
     code = EXIT_OK
     for position, run in enumerate(runs, 1):
         status = run_status(run)
-        if status == "done":
-            print(f"[{position}/{len(runs)}] {run.label}: finished before, skipped", flush=True)
+        if status == "done" or (status == "failed" and not args.retry_failed):
+            note = "finished before" if status == "done" else "failed before (--retry-failed trains it again)"
+            print(f"[{position}/{len(runs)}] {run.label}: {note}, skipped", flush=True)
             continue
-        print(f"[{position}/{len(runs)}] {run.label}: {'continuing' if status == 'interrupted' else 'training'}",
-              flush=True)
-        code = execute_run(plan, run, args.device, args.devices, train_main, eval_main)
-        if code != 0:
-            print(f"[{position}/{len(runs)}] {run.label}: stopped with exit code {code}; run the same command "
-                  "again to continue", file=sys.stderr, flush=True)
+        action = {"interrupted": "continuing", "failed": "retrying"}.get(status, "training")
+        print(f"[{position}/{len(runs)}] {run.label}: {action}", flush=True)
+        outcome = execute_run(plan, run, args.device, args.devices, train_main, eval_main)
+        if outcome.status == "failed":
+            print(f"[{position}/{len(runs)}] {run.label}: failed ({outcome.message}); recorded, going on",
+                  file=sys.stderr, flush=True)
+            code = EXIT_FAILED
+        elif outcome.status == "stopped":
+            print(f"[{position}/{len(runs)}] {run.label}: stopped ({outcome.message}, exit code {outcome.code}); "
+                  "run the same command again to continue", file=sys.stderr, flush=True)
+            code = outcome.code
             break
-    write_and_print_report(study_dir, args.device)
+    write_and_print_report(study_dir, args.device, args.effect)
     return code
 
 
-def write_and_print_report(study_dir: Path, device: str) -> None:
+def write_and_print_report(study_dir: Path, device: str, effect: float | None = None) -> None:
     """Aggregate the finished runs, write study.md/csv/json (and study.png) and print the tables."""
     from yolox.study.report import build_report, write_report
     from yolox.utils.device import resolve_device
 
-    report = build_report(Path(study_dir), device=str(resolve_device(device)))
+    report = build_report(Path(study_dir), device=str(resolve_device(device)), effect_points=effect)
     paths = write_report(report, Path(study_dir))
     print(report.markdown, flush=True)
     print("wrote " + ", ".join(str(path) for path in paths), flush=True)
@@ -130,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv[:1] == ["report"]:
             args = make_report_parser().parse_args(argv[1:])
-            write_and_print_report(Path(args.study_dir), args.device)
+            write_and_print_report(Path(args.study_dir), args.device, args.effect)
             return EXIT_OK
         return run_study(make_parser().parse_args(argv))
     except USER_ERRORS as err:

@@ -9,11 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from yolox.models.attention import normalize_attention_name
 from yolox.utils.errors import UserError
 from yolox.utils.files import write_json_atomically
 
 PLAN_FILE = "study_plan.json"
 BASELINE_NAME = "none"
+SELECTIONS = ("last", "best")
+CORRECTIONS = ("holm", "bonferroni", "none")
 _VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]*$")
 # A comma starts a new override only when a "key:" follows, so tuple values such as dark4,dark5 stay whole.
 _OVERRIDE_SPLIT = re.compile(r",(?=\s*[A-Za-z_]\w*\s*:)")
@@ -50,8 +53,8 @@ def parse_variant(spec: str, attentions: list[str]) -> Variant:
                                 "(e.g. cam@neck=attention:cam,attention_position:neck)")
             overrides.append((key.strip(), value.strip()))
     else:
-        name = spec
-        if name.lower() == BASELINE_NAME:
+        name = normalize_attention_name(spec)  # the exp's own spelling rule: --variants CAM is attention cam
+        if name == BASELINE_NAME:
             overrides = [("attention", "None")]
         elif name in attentions:
             overrides = [("attention", name)]
@@ -87,8 +90,8 @@ def parse_variants(text: str, attentions: list[str]) -> list[Variant]:
 
 
 def _is_variant_word(piece: str, attentions: list[str]) -> bool:
-    word = piece.strip()
-    return word.lower() == BASELINE_NAME or word in attentions
+    word = normalize_attention_name(piece)
+    return word == BASELINE_NAME or word in attentions
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -158,6 +161,9 @@ class StudyPlan:
     batch_size: int
     fp16: bool
     overrides: list[str] = field(default_factory=list)
+    select: str = "last"
+    correction: str = "holm"
+    margin: float = 0.0  # AP as a fraction (0.003 = 0.3 AP points); 0 = no margin, no equivalence test
 
     def runs(self, study_dir: Path) -> list[Run]:
         """All runs, seed by seed (every variant of seed 0 first), so early runs already form pairs."""
@@ -169,14 +175,17 @@ class StudyPlan:
         return {"exp": self.exp, "exp_name": self.exp_name,
                 "variants": {variant.name: [list(pair) for pair in variant.overrides] for variant in self.variants},
                 "seeds": list(self.seeds), "baseline": self.baseline, "batch_size": self.batch_size,
-                "fp16": self.fp16, "overrides": list(self.overrides)}
+                "fp16": self.fp16, "overrides": list(self.overrides), "select": self.select,
+                "correction": self.correction, "margin": self.margin}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StudyPlan:
         """The plan stored in ``study_plan.json``."""
         variants = [Variant(name, tuple(tuple(pair) for pair in pairs)) for name, pairs in data["variants"].items()]
+        # Plans written before the estimand was declared scored the best checkpoint, uncorrected.
         return cls(data["exp"], data["exp_name"], variants, list(data["seeds"]), data["baseline"],
-                   int(data["batch_size"]), bool(data["fp16"]), list(data.get("overrides", [])))
+                   int(data["batch_size"]), bool(data["fp16"]), list(data.get("overrides", [])),
+                   data.get("select", "best"), data.get("correction", "none"), float(data.get("margin", 0.0)))
 
 
 def shard_runs(runs: list[Run], shard: tuple[int, int]) -> list[Run]:
@@ -205,3 +214,51 @@ def claim_study_dir(study_dir: Path, plan: StudyPlan, force: bool) -> None:
             raise UserError(f"study folder {study_dir} was made with other settings ({details}): use another "
                             "--study-dir, or --force to mix runs of both")
     write_json_atomically(path, plan.to_dict())
+
+
+def load_variant_exp(exp_file: str | None, exp_name: str | None, overrides: list[str]) -> Any:
+    """The exp of ``-f``/``-n`` with ``overrides`` applied (importing an exp file registers its blocks)."""
+    from yolox.exp import get_exp
+
+    exp = get_exp(exp_file, exp_name)
+    exp.merge(overrides)
+    return exp
+
+
+def build_plan(exp_file: str | None, exp_name: str | None, variants: str, seeds: str, *, baseline: str | None = None,
+               batch_size: int = 64, fp16: bool = False, overrides: list[str] | None = None,
+               study_dir: str | None = None, select: str = "last", correction: str = "holm",
+               margin_points: float = 0.0) -> tuple[StudyPlan, Path]:
+    """Check every variant's exp (unknown names and keys fail here, before training); return the plan and folder.
+
+    ``margin_points`` is in AP points (percent); the plan stores it as a fraction like every AP.
+    """
+    if not (exp_file or exp_name):
+        raise UserError("name the exp with -f EXP_FILE or -n NAME (e.g. -f exps/example/shapes/yolox_nano_cam_shapes.py)")
+    if select not in SELECTIONS:
+        raise UserError(f"--select {select!r}: use last (the final checkpoint) or best (selected on the scored set)")
+    if correction not in CORRECTIONS:
+        raise UserError(f"--correction {correction!r}: use one of {', '.join(CORRECTIONS)}")
+    if not margin_points >= 0:
+        raise UserError(f"--margin {margin_points}: give a non-negative number of AP points, e.g. 0.3 (0 = off)")
+    if batch_size < 1:
+        raise UserError(f"-b/--batch-size {batch_size} must be at least 1")
+    overrides = list(overrides or [])
+    base_exp = load_variant_exp(exp_file, exp_name, overrides)  # first: an exp file may register attention blocks
+    from yolox.models.attention import available_attentions
+
+    parsed = parse_variants(variants, available_attentions())
+    names = [variant.name for variant in parsed]
+    baseline = baseline or (BASELINE_NAME if BASELINE_NAME in names else names[0])
+    if baseline not in names:
+        raise UserError(f"--baseline {baseline!r} is not among the variants ({', '.join(names)})")
+    for variant in parsed:
+        try:
+            load_variant_exp(exp_file, exp_name, [*overrides, *variant.override_args()])
+        except UserError as err:
+            raise UserError(f"variant {variant.name!r}: {err}") from None
+    plan = StudyPlan(exp=exp_file or exp_name, exp_name=base_exp.exp_name, variants=parsed, seeds=parse_seeds(seeds),
+                     baseline=baseline, batch_size=batch_size, fp16=bool(fp16), overrides=overrides, select=select,
+                     correction=correction, margin=margin_points / 100.0)
+    folder = Path(study_dir) if study_dir else Path(base_exp.output_dir) / f"{base_exp.exp_name}_study"
+    return plan, folder

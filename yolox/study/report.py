@@ -128,7 +128,8 @@ def _mean_std(values: list[float]) -> dict[str, float | None]:
     return {"mean": mean(values) if values else None, "std": None if math.isnan(spread) else spread}
 
 
-def build_report(study_dir: Path, device: str = "cpu", costs: dict[str, dict[str, float]] | None = None) -> StudyReport:
+def build_report(study_dir: Path, device: str = "cpu", costs: dict[str, dict[str, float]] | None = None,
+                 effect_points: float | None = None) -> StudyReport:
     """Aggregate the finished runs of ``study_dir``; ``costs`` replaces the measured params/latency (tests)."""
     plan = load_plan(study_dir)
     runs: dict[str, dict[int, dict]] = {variant.name: {} for variant in plan.variants}
@@ -136,7 +137,7 @@ def build_report(study_dir: Path, device: str = "cpu", costs: dict[str, dict[str
     missing = []
     for run in plan.runs(Path(study_dir)):
         record_path = run.run_dir / RUN_FILE
-        if record_path.is_file():
+        if record_path.is_file() and json.loads(record_path.read_text()).get("status", "done") == "done":
             record = json.loads(record_path.read_text())
             runs[run.variant.name][run.seed] = {**record, "figures": run_figures(record)}
             curves[run.variant.name][run.seed] = epoch_curve(run.run_dir)

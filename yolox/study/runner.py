@@ -1,17 +1,25 @@
 """Run a study's (variant, seed) pairs with the project's own train and eval commands, restartably.
 
-A run is done when ``run.json`` exists in its folder (written after its best checkpoint was evaluated). A
-run with ``latest_ckpt.pth`` but no ``run.json`` was interrupted and continues with ``--resume`` (the
-trainer's exact resume). Each training session's start and end are kept in ``sessions.json``, so the
+A run is finished when ``run.json`` exists in its folder: ``status: done`` after its final and best
+checkpoints were scored (the plan's ``select`` names the one the study compares, its detections are kept in
+``detections.npz``), or ``status: failed`` with the stage, iteration and reason. A run with
+``latest_ckpt.pth`` but no ``run.json`` was interrupted and continues with ``--resume`` (the trainer's exact
+resume). Each training session's start and end are kept in ``sessions.json``, so the
 training time of a run that was killed and continued still counts every session.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import platform
+import re
+import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
 
@@ -20,6 +28,9 @@ from yolox.study.plan import Run, StudyPlan
 from yolox.utils.files import write_json_atomically
 
 RUN_FILE = "run.json"
+DETECTIONS_FILE = "detections.npz"
+# The exit codes of the project's commands (as yolox.cli.common defines them).
+EXIT_FAILED, EXIT_USER_ERROR, EXIT_INTERRUPTED = 1, 2, 130
 SESSIONS_FILE = "sessions.json"
 EVAL_RESULTS_FILE = "eval_results.json"
 
@@ -46,19 +57,29 @@ def train_argv(plan: StudyPlan, run: Run, device: str, devices: int | None, resu
     return argv + run_overrides(plan, run)
 
 
-def eval_argv(plan: StudyPlan, run: Run, ckpt: Path, device: str, devices: int | None) -> list[str]:
-    """The ``tools/eval.py`` command line scoring ``ckpt`` of ``run``."""
+def eval_argv(plan: StudyPlan, run: Run, ckpt: Path, device: str, devices: int | None,
+              detections: Path | None = None) -> list[str]:
+    """The ``tools/eval.py`` command line scoring ``ckpt`` of ``run`` (keeping its detections in ``detections``)."""
     argv = [*exp_flags(plan), "-expn", run.experiment_name, "-c", str(ckpt), "-b", str(plan.batch_size),
             "--device", device]
     if devices is not None:
         argv += ["-d", str(devices)]
+    if detections is not None:
+        argv += ["--save-detections", str(detections)]
     return argv + run_overrides(plan, run)
 
 
+def read_run_record(run: Run) -> dict | None:
+    """The run's ``run.json``, or None when it has none."""
+    path = run.run_dir / RUN_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def run_status(run: Run) -> str:
-    """``done``, ``interrupted`` (has a checkpoint to resume) or ``todo``."""
-    if (run.run_dir / RUN_FILE).is_file():
-        return "done"
+    """``done``, ``failed`` (a recorded failure), ``interrupted`` (has a checkpoint to resume) or ``todo``."""
+    record = read_run_record(run)
+    if record is not None:
+        return "failed" if record.get("status") == "failed" else "done"
     if (run.run_dir / "latest_ckpt.pth").is_file():
         return "interrupted"
     return "todo"
@@ -86,12 +107,106 @@ def training_seconds(sessions: list[dict]) -> float:
     return sum(session["end"] - session["start"] for session in sessions if session.get("end") is not None)
 
 
-def best_checkpoint(run: Run) -> Path:
-    """``best_ckpt.pth`` when an evaluation improved during training, else the final checkpoint."""
-    for name in ("best_ckpt.pth", "last_epoch_ckpt.pth", "latest_ckpt.pth"):
-        if (run.run_dir / name).is_file():
-            return run.run_dir / name
-    raise FileNotFoundError(f"{run.run_dir} has no checkpoint after training: see its train_log.txt")
+def scored_checkpoints(run: Run) -> dict[str, Path]:
+    """``last``: the final (EMA) checkpoint of the schedule; ``best``: the evaluation-selected one, when written."""
+    found = {}
+    if (run.run_dir / "last_epoch_ckpt.pth").is_file():
+        found["last"] = run.run_dir / "last_epoch_ckpt.pth"
+    if (run.run_dir / "best_ckpt.pth").is_file():
+        found["best"] = run.run_dir / "best_ckpt.pth"
+    return found
+
+
+def git_commit(folder: Path) -> str | None:
+    """The git commit of the checkout holding ``folder`` (with ``+dirty`` for local changes), or None."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10)
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder,
+                               capture_output=True, text=True, timeout=10)
+        return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def audit_record(plan: StudyPlan, run: Run, device: str) -> dict[str, Any]:
+    """What produced the run: the resolved exp's hash and overrides, versions, commit, device."""
+    import torch
+
+    import yolox
+    from yolox.study.plan import load_variant_exp
+
+    overrides = run_overrides(plan, run)
+    exp = load_variant_exp(plan.exp if plan.exp.endswith(".py") else None,
+                           None if plan.exp.endswith(".py") else plan.exp, overrides)
+    settings = json.dumps({key: repr(value) for key, value in sorted(exp.public_settings().items())})
+    return {
+        "exp": plan.exp, "exp_sha256": hashlib.sha256(settings.encode()).hexdigest(), "overrides": overrides,
+        "yolox_version": yolox.__version__, "git_commit": git_commit(Path(yolox.__file__).resolve().parent),
+        "torch_version": torch.__version__, "cuda_version": torch.version.cuda,
+        "cudnn_version": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "device": device, "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") else None,
+        "python_version": platform.python_version(), "host": platform.node(),
+    }
+
+
+def failure_reason(run: Run, code: int, collected: list[str]) -> str:
+    """The one-line reason of a failed training: the error it logged, else the last ERROR of train_log.txt."""
+    lines = [line for message in collected for line in message.splitlines() if line.strip()]
+    if not lines and (run.run_dir / "train_log.txt").is_file():
+        logged = [line for line in (run.run_dir / "train_log.txt").read_text(errors="replace").splitlines()
+                  if "| ERROR" in line]
+        lines = [logged[-1].split(" - ", 1)[-1]] if logged else []
+    return lines[0].strip() if lines else f"training exited with code {code}"
+
+
+def failure_iteration(run: Run, reason: str) -> int | None:
+    """The iteration a failure names (``at iteration N``), else the last one metrics.jsonl recorded."""
+    match = re.search(r"iteration (\d+)", reason)
+    if match:
+        return int(match[1])
+    path = run.run_dir / METRICS_FILE
+    iterations = [int(record["iteration"]) for record in read_metrics(path) if record.get("iteration") is not None] \
+        if path.is_file() else []
+    return max(iterations) if iterations else None
+
+
+def _archive_failed_record(run: Run) -> None:
+    """Keep a failed attempt's record as failed_attempt<k>.json before the run is tried again."""
+    record = run.run_dir / RUN_FILE
+    if record.is_file():
+        attempt = 1 + len(list(run.run_dir.glob("failed_attempt*.json")))
+        record.replace(run.run_dir / f"failed_attempt{attempt}.json")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What one call of :func:`execute_run` ended with: ``done``, ``failed`` or ``stopped`` (and its code)."""
+
+    status: str
+    code: int
+    message: str = ""
+
+
+def _record_failure(plan: StudyPlan, run: Run, stage: str, reason: str, sessions: list[dict], device: str) -> RunOutcome:
+    iteration = failure_iteration(run, reason) if stage == "train" else None
+    write_json_atomically(run.run_dir / RUN_FILE, {
+        "status": "failed", "variant": run.variant.name, "seed": run.seed, "select": plan.select, "stage": stage,
+        "iteration": iteration, "reason": reason, "train_seconds": round(training_seconds(sessions), 3),
+        "sessions": len(sessions), "audit": audit_record(plan, run, device)})
+    logger.error(f"study run {run.label}: failed in {stage} (iteration {iteration}): {reason}")
+    return RunOutcome("failed", 1, reason)
+
+
+def _evaluate(plan: StudyPlan, run: Run, which: str, ckpt: Path, device: str, devices: int | None,
+              eval_main: Callable[[list[str]], int], detections: Path | None) -> dict | None:
+    """Score one checkpoint with the eval command; its eval_results.json is kept as eval_<which>.json."""
+    if eval_main(eval_argv(plan, run, ckpt, device, devices, detections)) != 0:
+        return None
+    results_path = run.run_dir / f"eval_{which}.json"
+    (run.run_dir / EVAL_RESULTS_FILE).replace(results_path)
+    return json.loads(results_path.read_text())
 
 
 def execute_run(
@@ -101,29 +216,58 @@ def execute_run(
     devices: int | None,
     train_main: Callable[[list[str]], int],
     eval_main: Callable[[list[str]], int],
-) -> int:
-    """Train (or continue) ``run``, evaluate its best checkpoint and write ``run.json``; return an exit code."""
+) -> RunOutcome:
+    """Train (or continue) ``run``, score its final and best checkpoints and write ``run.json``.
+
+    A training that fails (non-finite loss, an exception, a worker killed) or an evaluation that fails is
+    recorded as ``status: failed`` with its stage, iteration and one-line reason: a study outcome, not a stop.
+    Ctrl-C and a user error (a setting to fix) stop the study instead (``stopped``), with nothing recorded.
+    """
     status = run_status(run)
+    if status == "failed":
+        _archive_failed_record(run)
+        status = run_status(run)
     run.run_dir.mkdir(parents=True, exist_ok=True)
     sessions = _close_open_sessions(run, _load_sessions(run))
     sessions.append({"start": time.time(), "end": None, "resumed": status == "interrupted"})
     write_json_atomically(run.run_dir / SESSIONS_FILE, sessions)
     logger.info(f"study run {run.label}: {'continuing' if status == 'interrupted' else 'starting'} training")
-    code = train_main(train_argv(plan, run, device, devices, resume=status == "interrupted"))
+    errors: list[str] = []
+    handler = logger.add(lambda message: errors.append(message.record["message"]), level="ERROR", format="{message}")
+    try:
+        code = train_main(train_argv(plan, run, device, devices, resume=status == "interrupted"))
+    except Exception as err:  # noqa: BLE001 - any crash of one run is that run's outcome, the study goes on
+        code, errors[:0] = EXIT_FAILED, [f"{type(err).__name__}: {err}"]
+    finally:
+        logger.remove(handler)
     sessions[-1]["end"] = time.time()
     sessions[-1]["exit_code"] = code
     write_json_atomically(run.run_dir / SESSIONS_FILE, sessions)
+    if code in (EXIT_INTERRUPTED, EXIT_USER_ERROR):
+        return RunOutcome("stopped", code, "interrupted" if code == EXIT_INTERRUPTED else "a setting to fix")
     if code != 0:
-        return code
-    ckpt = best_checkpoint(run)
-    code = eval_main(eval_argv(plan, run, ckpt, device, devices))
-    if code != 0:
-        return code
-    results = json.loads((run.run_dir / EVAL_RESULTS_FILE).read_text())
+        return _record_failure(plan, run, "train", failure_reason(run, code, errors), sessions, device)
+    checkpoints = scored_checkpoints(run)
+    if plan.select not in checkpoints:
+        return _record_failure(plan, run, "eval", f"no {plan.select} checkpoint after training", sessions, device)
+    scored: dict[str, dict] = {}
+    for which, ckpt in checkpoints.items():
+        keep = run.run_dir / DETECTIONS_FILE if which == plan.select else None
+        try:
+            results = _evaluate(plan, run, which, ckpt, device, devices, eval_main, keep)
+        except Exception as err:  # noqa: BLE001 - as for training
+            return _record_failure(plan, run, "eval", f"{ckpt.name}: {type(err).__name__}: {err}", sessions, device)
+        if results is None:
+            return _record_failure(plan, run, "eval", f"evaluating {ckpt.name} failed", sessions, device)
+        scored[which] = {"checkpoint": ckpt.name, "ap50_95": results.get("ap50_95"), "ap50": results.get("ap50"),
+                         "stats": results.get("stats", {})}
+    chosen = scored[plan.select]
     write_json_atomically(run.run_dir / RUN_FILE, {
-        "variant": run.variant.name, "seed": run.seed, "checkpoint": ckpt.name,
+        "status": "done", "variant": run.variant.name, "seed": run.seed, "select": plan.select,
+        "checkpoint": chosen["checkpoint"], "ap50_95": chosen["ap50_95"], "ap50": chosen["ap50"],
+        "stats": chosen["stats"], "scored": scored, "detections": DETECTIONS_FILE,
         "train_seconds": round(training_seconds(sessions), 3), "sessions": len(sessions),
-        "ap50_95": results.get("ap50_95"), "ap50": results.get("ap50"), "stats": results.get("stats", {}),
+        "audit": audit_record(plan, run, device),
     })
-    logger.info(f"study run {run.label}: done, AP50:95 {results.get('ap50_95', float('nan')):.4f}")
-    return 0
+    logger.info(f"study run {run.label}: done, AP50:95 ({plan.select}) {chosen['ap50_95']:.4f}")
+    return RunOutcome("done", 0)

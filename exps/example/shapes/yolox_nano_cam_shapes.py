@@ -1,10 +1,33 @@
 """YOLOX-Nano with Coordinate Attention on the built-in shapes dataset, sized to train on a CPU in minutes.
 
 Generate the data first (``make demo`` does it): ``python tools/make_dataset.py --out datasets/shapes``.
+
+The file also registers ``quarter``, a control block for studies: it multiplies its input by the constant
+0.25 that CAM's two sigmoid gates give at the start, so ``--variants none,cam,quarter`` tells whether a
+deficit of CAM comes from that damping alone (``attention quarter`` works with this exp file only).
 """
+
+import torch
+from torch import nn
 
 from yolox.data.shapes import SHAPE_CLASSES
 from yolox.exp.default.yolox_nano import Exp as YOLOXNanoExp
+from yolox.models.attention import register_attention
+
+QUARTER = 0.25
+
+
+@register_attention("quarter")
+class QuarterGate(nn.Module):
+    """Multiplies the features by 0.25 everywhere; no parameters (a control, not an attention block)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``0.25 * x``."""
+        return x * QUARTER
 
 
 class Exp(YOLOXNanoExp):
