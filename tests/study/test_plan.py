@@ -65,3 +65,23 @@ def test_a_folder_made_with_other_settings_is_refused_unless_forced(tmp_path: Pa
     with pytest.raises(UserError, match="seeds: folder has"):
         claim_study_dir(tmp_path, _plan(seeds=(0, 1, 2)), force=False)
     claim_study_dir(tmp_path, _plan(seeds=(0, 1, 2)), force=True)
+
+
+def test_variant_names_follow_the_attention_spelling_rule():
+    variants = parse_variants("None, CAM ,Se", ATTENTIONS)
+    assert [variant.name for variant in variants] == ["none", "cam", "se"]
+    assert variants[1].override_args() == ["attention", "cam"]
+
+
+def test_build_plan_checks_the_estimand_correction_and_margin():
+    from yolox.study.plan import build_plan
+
+    shapes = str(Path(__file__).resolve().parents[2] / "exps" / "example" / "shapes" / "yolox_nano_cam_shapes.py")
+    plan, folder = build_plan(shapes, None, "none,CAM,quarter", "0,1", margin_points=0.3, select="best")
+    assert [variant.name for variant in plan.variants] == ["none", "cam", "quarter"]  # quarter: the exp file's block
+    assert plan.margin == pytest.approx(0.003) and plan.select == "best" and plan.correction == "holm"
+    assert folder.name == "yolox_nano_cam_shapes_study"
+    with pytest.raises(UserError, match="--select"):
+        build_plan(shapes, None, "none,cam", "0", select="final")
+    with pytest.raises(UserError, match="--margin"):
+        build_plan(shapes, None, "none,cam", "0", margin_points=-1)

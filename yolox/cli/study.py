@@ -3,12 +3,14 @@
 ``python tools/study.py -f EXP --variants none,cam,se --seeds 0,1,2 [--select last|best] [--correction holm]
 [--margin M] [-d N] [-b B] [--fp16] [key value ...]`` trains each run into ``<study_dir>/<variant>/seed<k>/``,
 scores its final and best checkpoints and writes the report; ``python tools/study.py report STUDY_DIR``
-aggregates whatever has finished.
+aggregates whatever has finished; ``python tools/study.py plan -f EXP --variants ... --effect 0.5
+(--pilot STUDY_DIR | --seed-sd 0.2) [--hours-per-run H]`` says how many seeds the study needs.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -40,6 +42,8 @@ def make_parser() -> argparse.ArgumentParser:
                              "within +-M' (default 0: off)")
     parser.add_argument("--effect", type=float, default=None,
                         help="AP points: the report says how many seeds each comparison needs to find this effect")
+    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                        help="replicates of the report's two-level bootstrap over seeds and validation images (0: off)")
     parser.add_argument("--retry-failed", action="store_true",
                         help="train the runs recorded as failed again (their record is kept as failed_attempt<k>.json)")
     parser.add_argument("--force", action="store_true", help="use a study folder made with other settings anyway")
@@ -57,6 +61,8 @@ def make_report_parser() -> argparse.ArgumentParser:
     parser.add_argument("study_dir", help="the study folder (holds study_plan.json)")
     parser.add_argument("--effect", type=float, default=None,
                         help="AP points: how many seeds each comparison needs to find this effect")
+    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                        help="replicates of the two-level bootstrap over seeds and validation images (0: off)")
     parser.add_argument("--device", default="auto",
                         help="auto (a GPU latency column too when CUDA is present), cpu or cuda[:N]")
     return parser
@@ -104,28 +110,69 @@ def run_study(args: argparse.Namespace) -> int:
                   "run the same command again to continue", file=sys.stderr, flush=True)
             code = outcome.code
             break
-    write_and_print_report(study_dir, args.device, args.effect)
+    write_and_print_report(study_dir, args.device, args.effect, args.bootstrap)
     return code
 
 
-def write_and_print_report(study_dir: Path, device: str, effect: float | None = None) -> None:
+def write_and_print_report(study_dir: Path, device: str, effect: float | None = None, bootstrap: int = 1000) -> None:
     """Aggregate the finished runs, write study.md/csv/json (and study.png) and print the tables."""
     from yolox.study.report import build_report, write_report
     from yolox.utils.device import resolve_device
 
-    report = build_report(Path(study_dir), device=str(resolve_device(device)), effect_points=effect)
+    report = build_report(Path(study_dir), device=str(resolve_device(device)), effect_points=effect,
+                          bootstrap=bootstrap)
     paths = write_report(report, Path(study_dir))
     print(report.markdown, flush=True)
     print("wrote " + ", ".join(str(path) for path in paths), flush=True)
+
+
+def make_plan_parser() -> argparse.ArgumentParser:
+    """Flags of ``tools/study.py plan``."""
+    parser = argparse.ArgumentParser("yolox study plan", description="How many seeds a study needs to find an effect, "
+                                     "with and without the multiplicity correction, and what it costs.")
+    parser.add_argument("--variants", required=True, help="the variants of the planned study, as for a study")
+    parser.add_argument("--baseline", default=None, help="the baseline variant (default: none, else the first)")
+    parser.add_argument("--effect", type=float, required=True, help="AP points: the smallest true difference to find")
+    noise = parser.add_mutually_exclusive_group(required=True)
+    noise.add_argument("--pilot", default=None, help="a study folder whose paired differences give the noise")
+    noise.add_argument("--seed-sd", type=float, default=None, help="AP points: the seed-to-seed sd of one run's AP")
+    parser.add_argument("--hours-per-run", type=float, default=None,
+                        help="hours one run trains (default: the pilot's measured mean)")
+    parser.add_argument("--correction", default="holm", choices=("holm", "bonferroni", "none"))
+    parser.add_argument("--power", type=float, default=0.8, help="the chance of finding the effect (default 0.8)")
+    add_exp_arguments(parser, ckpt_help=None)
+    return parser
+
+
+def plan_study(args: argparse.Namespace) -> int:
+    """Print the seeds and cost that the planned study needs."""
+    from yolox.study.plan import build_plan
+    from yolox.study.planning import noise_from_pilot, noise_from_seed_sd, plan_table
+
+    if not 0 < args.power < 1:
+        raise UserError(f"--power {args.power}: give a probability between 0 and 1, e.g. 0.8")
+    plan, _ = build_plan(args.exp_file, args.name, args.variants, "0", baseline=args.baseline, overrides=args.opts)
+    if args.pilot:
+        noise = noise_from_pilot(Path(args.pilot))
+        if args.hours_per_run is not None:
+            noise = dataclasses.replace(noise, hours_per_run=args.hours_per_run)
+    else:
+        noise = noise_from_seed_sd(args.seed_sd, args.hours_per_run)
+    _, text = plan_table([variant.name for variant in plan.variants], plan.baseline, args.effect, noise,
+                         args.correction, power=args.power)
+    print(text, flush=True)
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run a study, or ``report STUDY_DIR``; a user error exits with code 2 after one line."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv[:1] == ["plan"]:
+            return plan_study(make_plan_parser().parse_args(argv[1:]))
         if argv[:1] == ["report"]:
             args = make_report_parser().parse_args(argv[1:])
-            write_and_print_report(Path(args.study_dir), args.device, args.effect)
+            write_and_print_report(Path(args.study_dir), args.device, args.effect, args.bootstrap)
             return EXIT_OK
         return run_study(make_parser().parse_args(argv))
     except USER_ERRORS as err:
