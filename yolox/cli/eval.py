@@ -189,8 +189,11 @@ def save_detections(evaluator, report, path: Path) -> Path:
     from yolox.evaluators.coco_evaluator import detections_to_coco_array
 
     dataset = getattr(evaluator.dataloader, "dataset", evaluator.dataloader)
-    annotations = Path(dataset.data_dir) / "annotations" / dataset.json_file
+    annotations = Path(dataset.data_dir) / "annotations" / str(getattr(dataset, "json_file", ""))
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not annotations.is_file():  # data read into COCO form without a file (YOLO format): keep that form
+        annotations = path.with_name(path.stem + "_annotations.json")
+        write_json_atomically(annotations, dataset.coco.dataset)
     partial = path.with_name(path.name + ".partial.npz")
     np.savez_compressed(partial, results=detections_to_coco_array(report.detections, evaluator.class_ids),
                         annotations=np.array(str(annotations.resolve())))
