@@ -164,10 +164,42 @@ def plan_study(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def make_benchmark_parser() -> argparse.ArgumentParser:
+    """Flags of ``tools/study.py benchmark-bootstrap``."""
+    parser = argparse.ArgumentParser("yolox study benchmark-bootstrap", description="Time the report's two-level "
+                                     "bootstrap on a synthetic study (COCO-style ground truth and detections).")
+    parser.add_argument("--images", type=int, default=200, help="validation images (default 200, the shapes set)")
+    parser.add_argument("--classes", type=int, default=5, help="categories (default 5; COCO: 80)")
+    parser.add_argument("--objects-per-image", type=float, default=3.0, help="objects per image (COCO: 7.3)")
+    parser.add_argument("--detections-per-image", type=float, default=38.0,
+                        help="detections per image and run (default 38, as the shapes study's runs; COCO: 100)")
+    parser.add_argument("--variants", type=int, default=3, help="variants, the baseline included (default 3)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds (default 3)")
+    parser.add_argument("--replicates", type=int, default=1000, help="bootstrap replicates (default 1000)")
+    return parser
+
+
+def benchmark_bootstrap_command(args: argparse.Namespace) -> int:
+    """Print how long matching and the bootstrap take."""
+    from yolox.study.resample import benchmark_bootstrap
+
+    if min(args.images, args.classes, args.variants - 1, args.seeds - 1, args.replicates) < 1:
+        raise UserError("benchmark-bootstrap needs at least 1 image, 1 class, 2 variants, 2 seeds and 1 replicate")
+    figures = benchmark_bootstrap(args.images, args.classes, args.objects_per_image, args.detections_per_image,
+                                  args.variants, args.seeds, args.replicates)
+    print(f"{figures['runs']} runs ({args.variants} variants x {args.seeds} seeds), {figures['images']} images, "
+          f"{figures['classes']} classes, {figures['detections_per_run']:.0f} detections per run: matching "
+          f"{figures['match_seconds']:.1f} s, {figures['replicates']} bootstrap replicates "
+          f"{figures['bootstrap_seconds']:.1f} s", flush=True)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a study, or ``report STUDY_DIR``; a user error exits with code 2 after one line."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv[:1] == ["benchmark-bootstrap"]:
+            return benchmark_bootstrap_command(make_benchmark_parser().parse_args(argv[1:]))
         if argv[:1] == ["plan"]:
             return plan_study(make_plan_parser().parse_args(argv[1:]))
         if argv[:1] == ["report"]:

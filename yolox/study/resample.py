@@ -165,3 +165,56 @@ def percentile_interval(replicates: np.ndarray, confidence: float = 0.95) -> tup
     tail = 100.0 * (1.0 - confidence) / 2.0
     low, high = np.percentile(replicates, [tail, 100.0 - tail])
     return float(low), float(high)
+
+
+def synthetic_study_detections(images: int, classes: int, objects_per_image: float, detections_per_image: float,
+                               runs: int, seed: int = 0) -> tuple[dict, list[np.ndarray]]:
+    """A COCO-style ground truth and ``runs`` detection sets (noisy boxes around the objects plus false positives)."""
+    rng = np.random.default_rng(seed)
+    dataset: dict = {"images": [{"id": index + 1, "width": 640, "height": 480} for index in range(images)],
+                     "categories": [{"id": index + 1, "name": f"class{index + 1}"} for index in range(classes)],
+                     "annotations": []}
+    for image in dataset["images"]:
+        for _ in range(rng.poisson(objects_per_image)):
+            w, h = rng.uniform(8, 300, 2)
+            x, y = rng.uniform(0, 640 - w), rng.uniform(0, 480 - h)
+            dataset["annotations"].append({"id": len(dataset["annotations"]) + 1, "image_id": image["id"], "area": w * h,
+                                           "category_id": int(rng.integers(1, classes + 1)), "bbox": [x, y, w, h],
+                                           "iscrowd": 0})
+    boxes = np.array([[a["image_id"], *a["bbox"], a["category_id"]] for a in dataset["annotations"]], dtype=np.float64)
+    detection_sets = []
+    for _ in range(runs):
+        true_rows = boxes[rng.random(len(boxes)) < 0.8]
+        jitter = rng.normal(0, 0.1, (len(true_rows), 4)) * true_rows[:, [3, 4, 3, 4]]
+        found = np.column_stack([true_rows[:, 0], true_rows[:, 1:5] + jitter, rng.uniform(0.3, 1.0, len(true_rows)),
+                                 true_rows[:, 5]])
+        false_count = max(0, int(images * detections_per_image) - len(found))
+        sizes = rng.uniform(8, 200, (false_count, 2))
+        false = np.column_stack([rng.integers(1, images + 1, false_count), rng.uniform(0, 440, (false_count, 2)), sizes,
+                                 rng.uniform(0.0, 0.6, false_count), rng.integers(1, classes + 1, false_count)])
+        detection_sets.append(np.concatenate([found, false]).astype(np.float64))
+    return dataset, detection_sets
+
+
+def benchmark_bootstrap(images: int = 200, classes: int = 5, objects_per_image: float = 3.0,
+                        detections_per_image: float = 38.0, variants: int = 3, seeds: int = 3,
+                        replicates: int = 1000) -> dict[str, float]:
+    """Seconds to match every run once and to bootstrap ``replicates`` replicates, on a synthetic study."""
+    import time
+
+    from yolox.data.datasets.coco import build_coco
+
+    dataset, detection_sets = synthetic_study_detections(images, classes, objects_per_image, detections_per_image,
+                                                         variants * seeds)
+    coco_gt = build_coco(dataset)
+    start = time.perf_counter()
+    names = [f"v{index}" for index in range(variants)]
+    matches = {(name, seed): match_run(coco_gt, detection_sets[index * seeds + seed])
+               for index, name in enumerate(names) for seed in range(seeds)}
+    matched = time.perf_counter()
+    two_level_bootstrap(lambda name, seed, weights: matches[name, seed].average_precision(weights), names, names[0],
+                        list(range(seeds)), images, replicates)
+    done = time.perf_counter()
+    return {"images": images, "classes": classes, "detections_per_run": float(np.mean([len(d) for d in detection_sets])),
+            "runs": variants * seeds, "replicates": replicates, "match_seconds": matched - start,
+            "bootstrap_seconds": done - matched}
