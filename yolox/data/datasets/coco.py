@@ -4,7 +4,7 @@ import contextlib
 import io
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import numpy as np
 from loguru import logger
@@ -15,7 +15,7 @@ from yolox.data.datasets.datasets_wrapper import BoxReport, DetectionDataset, Im
 from yolox.utils.errors import UserError
 
 
-def load_coco_json(path: Path, data_dir_origin: str) -> Dict[str, Any]:
+def load_coco_json(path: Path, data_dir_origin: str) -> dict[str, Any]:
     """Read a COCO annotation file, raising a UserError that names it when it is missing or malformed."""
     if not path.is_file():
         raise UserError(f"annotation file {path} not found (data_dir {data_dir_origin}): set the exp key data_dir or "
@@ -61,7 +61,7 @@ def check_image_ids(data: dict[str, Any], path: Path) -> None:
                        f"{orphans[0].get('image_id')!r}")
 
 
-def build_coco(data: Dict[str, Any]) -> COCO:
+def build_coco(data: dict[str, Any]) -> COCO:
     """A pycocotools COCO object over already-parsed annotations, without its console chatter."""
     coco = COCO()
     coco.dataset = data
@@ -77,10 +77,10 @@ class COCODataset(DetectionDataset):
     boxes stay as background. ``num_classes``, when given, must equal the number of categories.
     """
 
-    def __init__(self, data_dir: Optional[str] = None, json_file: str = "instances_train2017.json",
-                 name: str = "train2017", img_size: Tuple[int, int] = (416, 416),
-                 preproc: Optional[Transform] = None, cache: bool = False, cache_type: str = "ram",
-                 num_classes: Optional[int] = None, cache_dir: Optional[str] = None) -> None:
+    def __init__(self, data_dir: str | None = None, json_file: str = "instances_train2017.json",
+                 name: str = "train2017", img_size: tuple[int, int] = (416, 416),
+                 preproc: Transform | None = None, cache: bool = False, cache_type: str = "ram",
+                 num_classes: int | None = None, cache_dir: str | None = None) -> None:
         super().__init__(img_size, preproc)
         self.data_dir, origin = resolve_data_dir(data_dir, "COCO")
         self.json_file = json_file
@@ -89,8 +89,8 @@ class COCODataset(DetectionDataset):
         self.coco = build_coco(load_coco_json(ann_path, origin))
         self._index(str(ann_path), num_classes, cache, cache_type, cache_dir, cache_name=name)
 
-    def _index(self, ann_path: str, num_classes: Optional[int], cache: bool, cache_type: str,
-               cache_dir: Optional[str], cache_name: str) -> None:
+    def _index(self, ann_path: str, num_classes: int | None, cache: bool, cache_type: str,
+               cache_dir: str | None, cache_name: str) -> None:
         """Build the class ids, image ids and records from ``self.coco`` and finish the set-up (checks, cache)."""
         self.class_ids = sorted(self.coco.getCatIds())
         if num_classes is not None and len(self.class_ids) != num_classes:
@@ -103,7 +103,7 @@ class COCODataset(DetectionDataset):
         self._finish_setup(records, [cat["name"] for cat in self.cats], ann_path, cache, cache_type,
                            Path(cache_dir) if cache_dir else None, self.data_dir, cache_name)
 
-    def _parse_records(self, ann_path: str) -> List[ImageRecord]:
+    def _parse_records(self, ann_path: str) -> list[ImageRecord]:
         """One record per image: clipped non-crowd boxes with contiguous class indices."""
         class_index = {cat_id: index for index, cat_id in enumerate(self.class_ids)}
         report = BoxReport(ann_path)

@@ -5,14 +5,14 @@ import bisect
 import os
 import random
 from abc import ABCMeta, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import cv2
 import numpy as np
@@ -40,21 +40,21 @@ ERROR_EXAMPLES = 5
 # Off while tools/check_data.py builds the datasets: it decodes every image itself and lists all problems.
 _startup_image_check: ContextVar[bool] = ContextVar("startup_image_check", default=True)
 
-Transform = Callable[[np.ndarray, np.ndarray, Tuple[int, int]], Tuple[np.ndarray, np.ndarray]]
+Transform = Callable[[np.ndarray, np.ndarray, tuple[int, int]], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
 class ImageRecord:
     """One image of a dataset: where it is, its size, and its boxes in original pixels."""
 
-    image_id: Union[int, str]
+    image_id: int | str
     path: Path
     key: str  # the path relative to the dataset root: names the image in messages and in the disk cache
     height: int
     width: int
     boxes: np.ndarray  # float32 [N, 4] x1, y1, x2, y2, clipped to the image
     classes: np.ndarray  # int64 [N] contiguous class indices
-    difficult: Optional[np.ndarray] = None  # bool [N]; VOC's "difficult" flag, all False elsewhere
+    difficult: np.ndarray | None = None  # bool [N]; VOC's "difficult" flag, all False elsewhere
 
     def __post_init__(self) -> None:
         if self.difficult is None:
@@ -72,7 +72,7 @@ class BoxReport:
         self.empty = 0  # inside the image but of zero width or height: dropped
         self.empty_example = ""
 
-    def clean(self, raw: np.ndarray, width: int, height: int, where: str) -> Tuple[np.ndarray, np.ndarray]:
+    def clean(self, raw: np.ndarray, width: int, height: int, where: str) -> tuple[np.ndarray, np.ndarray]:
         """Clip ``x1, y1, x2, y2`` boxes to the image; returns them and the mask of those with positive area."""
         finite = np.isfinite(raw).all(axis=1)
         boxes = np.where(finite[:, None], raw, 0.0)
@@ -131,9 +131,9 @@ def image_problem(record: ImageRecord) -> str | None:
 
 def check_image_files(records: Sequence[ImageRecord], source: str) -> None:
     """Raise one UserError naming the missing or unreadable images (first few) before any training starts."""
-    listed: Dict[Path, set] = {}
-    missing: List[str] = []
-    unreadable: List[str] = []
+    listed: dict[Path, set] = {}
+    missing: list[str] = []
+    unreadable: list[str] = []
     for record in records:
         folder = record.path.parent
         if folder not in listed:
@@ -176,7 +176,7 @@ class Dataset(TorchDataset):
         self.enable_mosaic = mosaic
 
     @property
-    def input_dim(self) -> Tuple[int, ...]:
+    def input_dim(self) -> tuple[int, ...]:
         """The (height, width) the images are prepared for."""
         return self._input_dim
 
@@ -218,9 +218,9 @@ class CacheDataset(Dataset, metaclass=ABCMeta):
     cache lives in ``<data_dir>/<cache_dir_name>/`` with one ``.npy`` per entry of ``path_filename``.
     """
 
-    def __init__(self, input_dimension: Sequence[int], num_imgs: Optional[int] = None,
-                 data_dir: Optional[str] = None, cache_dir_name: Optional[str] = None,
-                 path_filename: Optional[Sequence[str]] = None, cache: bool = False, cache_type: str = "ram") -> None:
+    def __init__(self, input_dimension: Sequence[int], num_imgs: int | None = None,
+                 data_dir: str | None = None, cache_dir_name: str | None = None,
+                 path_filename: Sequence[str] | None = None, cache: bool = False, cache_type: str = "ram") -> None:
         super().__init__(input_dimension)
         self.cache = cache
         self.cache_type = validate_cache_type(cache_type) if cache else cache_type
@@ -228,7 +228,7 @@ class CacheDataset(Dataset, metaclass=ABCMeta):
         self.data_dir = data_dir
         self.cache_dir_name = cache_dir_name
         self.path_filename = list(path_filename) if path_filename is not None else None
-        self.imgs: Optional[List[np.ndarray]] = None
+        self.imgs: list[np.ndarray] | None = None
         self.cache_filled = False
         if cache:
             self.cache_images(num_imgs=num_imgs, data_dir=data_dir, cache_dir_name=cache_dir_name,
@@ -249,8 +249,8 @@ class CacheDataset(Dataset, metaclass=ABCMeta):
         per_image = np.mean([self.read_img(index, use_cache=False).nbytes for index in sample])
         return int(per_image * num_imgs)
 
-    def cache_images(self, num_imgs: Optional[int] = None, data_dir: Optional[str] = None,
-                     cache_dir_name: Optional[str] = None, path_filename: Optional[Sequence[str]] = None) -> None:
+    def cache_images(self, num_imgs: int | None = None, data_dir: str | None = None,
+                     cache_dir_name: str | None = None, path_filename: Sequence[str] | None = None) -> None:
         """Fill the RAM cache (after checking free memory) or write the missing ``.npy`` files of the disk cache."""
         name = type(self).__name__
         if not num_imgs:
@@ -289,16 +289,16 @@ class DetectionDataset(Dataset):
     ``__getitem__`` passes them through ``preproc``. Images can be cached resized in RAM or on disk.
     """
 
-    def __init__(self, img_size: Tuple[int, int], preproc: Optional[Transform] = None) -> None:
+    def __init__(self, img_size: tuple[int, int], preproc: Transform | None = None) -> None:
         super().__init__(img_size, mosaic=False)
         self.img_size = (int(img_size[0]), int(img_size[1]))
         self.preproc = preproc
-        self.records: List[ImageRecord] = []
-        self.class_names: Tuple[str, ...] = ()
-        self._labels: List[np.ndarray] = []
-        self.labelled_indices: List[int] = []  # images with at least one box: mixup draws its partner here
-        self._ram_images: Optional[List[np.ndarray]] = None
-        self._disk_cache: Optional[DiskImageCache] = None
+        self.records: list[ImageRecord] = []
+        self.class_names: tuple[str, ...] = ()
+        self._labels: list[np.ndarray] = []
+        self.labelled_indices: list[int] = []  # images with at least one box: mixup draws its partner here
+        self._ram_images: list[np.ndarray] | None = None
+        self._disk_cache: DiskImageCache | None = None
         self._size_mismatch_warned = False
         # Training may replace an image that fails to decode by another one instead of stopping (per process).
         self.skip_bad_images = False
@@ -306,8 +306,8 @@ class DetectionDataset(Dataset):
         self._bad_indices: set = set()
 
     # ------------------------------------------------------------------ set-up (called by subclasses)
-    def _finish_setup(self, records: List[ImageRecord], class_names: Sequence[str], source: str,
-                      cache: bool, cache_type: str, cache_dir: Optional[Path], data_dir: Path, name: str) -> None:
+    def _finish_setup(self, records: list[ImageRecord], class_names: Sequence[str], source: str,
+                      cache: bool, cache_type: str, cache_dir: Path | None, data_dir: Path, name: str) -> None:
         """Check the images, scale the labels to the resized images and fill the cache when asked."""
         if not records:
             raise UserError(f"{source} lists no images: check the annotation file or image set")
@@ -344,16 +344,16 @@ class DetectionDataset(Dataset):
         return len(self.records)
 
     @property
-    def input_dim(self) -> Tuple[int, int]:
+    def input_dim(self) -> tuple[int, int]:
         """The (height, width) every image is resized to fit."""
         return self.img_size
 
     @property
-    def _classes(self) -> Tuple[str, ...]:
+    def _classes(self) -> tuple[str, ...]:
         """The class names (the official attribute name)."""
         return self.class_names
 
-    def resized_hw(self, index: int) -> Tuple[int, int]:
+    def resized_hw(self, index: int) -> tuple[int, int]:
         """(height, width) of image ``index`` after resizing to fit ``img_size``."""
         record = self.records[index]
         ratio = letterbox_scale((record.height, record.width), self.img_size)
@@ -363,7 +363,7 @@ class DetectionDataset(Dataset):
         """Read-only ``[N, 5]`` rows ``x1, y1, x2, y2, class`` of image ``index`` in resized pixels."""
         return self._labels[index]
 
-    def ground_truth(self, index: int) -> Dict[str, np.ndarray]:
+    def ground_truth(self, index: int) -> dict[str, np.ndarray]:
         """Boxes (original pixels, x1 y1 x2 y2), class indices and difficult flags of image ``index``."""
         record = self.records[index]
         return {"boxes": record.boxes, "classes": record.classes, "difficult": record.difficult}
@@ -404,7 +404,7 @@ class DetectionDataset(Dataset):
             return self._disk_cache.load(index)
         return self._read_resized(index)
 
-    def pull_item(self, index: int) -> Tuple[np.ndarray, np.ndarray, Tuple[int, int], Union[int, str]]:
+    def pull_item(self, index: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int], int | str]:
         """(resized image you may modify, labels copy, (orig_h, orig_w), image id) of image ``index``.
 
         With ``skip_bad_images`` an image that fails to decode is logged, counted and replaced by the next
@@ -433,7 +433,7 @@ class DetectionDataset(Dataset):
                            f"so far by this process); a neighbouring image takes its place")
         raise UserError(f"none of the {len(self)} images of this dataset could be decoded: check the image folder")
 
-    def __getitem__(self, index: int) -> Tuple[np.ndarray, np.ndarray, Tuple[int, int], Union[int, str]]:
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int], int | str]:
         img, target, img_info, img_id = self.pull_item(index)
         if self.preproc is not None:
             img, target = self.preproc(img, target, self.img_size)
@@ -441,7 +441,7 @@ class DetectionDataset(Dataset):
 
 
 
-def _locate(cumulative_sizes: Sequence[int], index: int) -> Tuple[int, int]:
+def _locate(cumulative_sizes: Sequence[int], index: int) -> tuple[int, int]:
     """(dataset number, index inside it) of a concatenated ``index``; negative indices count from the end."""
     total = cumulative_sizes[-1]
     if not -total <= index < total:
@@ -472,7 +472,7 @@ class ConcatDataset(TorchConcatDataset):
             raise UserError(f"the datasets to concatenate have different class lists ({listing}): give them the "
                             "same class_names in the same order, so one index means one class")
 
-    def _dataset_and_index(self, index: int) -> Tuple[Any, int]:
+    def _dataset_and_index(self, index: int) -> tuple[Any, int]:
         dataset_index, sample_index = _locate(self.cumulative_sizes, index)
         return self.datasets[dataset_index], sample_index
 
@@ -491,29 +491,29 @@ class ConcatDataset(TorchConcatDataset):
         dataset, sample_index = self._dataset_and_index(index)
         return dataset.load_resized_img(sample_index)
 
-    def resized_hw(self, index: int) -> Tuple[int, int]:
+    def resized_hw(self, index: int) -> tuple[int, int]:
         """(height, width) of image ``index`` after resizing."""
         dataset, sample_index = self._dataset_and_index(index)
         return dataset.resized_hw(sample_index)
 
-    def ground_truth(self, index: int) -> Dict[str, np.ndarray]:
+    def ground_truth(self, index: int) -> dict[str, np.ndarray]:
         """Boxes, classes and difficult flags of image ``index`` in original pixels."""
         dataset, sample_index = self._dataset_and_index(index)
         return dataset.ground_truth(sample_index)
 
     @property
-    def records(self) -> List[ImageRecord]:
+    def records(self) -> list[ImageRecord]:
         """The image records of all datasets, in order."""
         return [record for dataset in self.datasets for record in dataset.records]
 
     @property
-    def labelled_indices(self) -> List[int]:
+    def labelled_indices(self) -> list[int]:
         """Indices (in the concatenation) of the images that have at least one box."""
         starts = [0] + list(self.cumulative_sizes[:-1])
         return [start + index for start, dataset in zip(starts, self.datasets) for index in dataset.labelled_indices]
 
     @property
-    def class_names(self) -> Tuple[str, ...]:
+    def class_names(self) -> tuple[str, ...]:
         """The class names shared by the datasets (empty when none declares them)."""
         for dataset in self.datasets:
             if getattr(dataset, "class_names", None):

@@ -3,9 +3,9 @@
 import math
 import os
 import random
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -26,12 +26,12 @@ from yolox.data.datasets.datasets_wrapper import DetectionDataset, Transform
 
 SAMPLE_MARGIN = 2  # pixels kept around the warp's source region so bilinear sampling sees true neighbours
 
-Item = Union[int, Tuple[bool, int], Tuple[bool, int, int]]
+Item = int | tuple[bool, int] | tuple[bool, int, int]
 
-_DECODE_POOLS: Dict[Tuple[int, int], ThreadPoolExecutor] = {}  # (process id, threads) -> pool of that process
+_DECODE_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}  # (process id, threads) -> pool of that process
 
 
-def load_images(dataset: DetectionDataset, indices: Sequence[int], threads: int = 1) -> List[np.ndarray]:
+def load_images(dataset: DetectionDataset, indices: Sequence[int], threads: int = 1) -> list[np.ndarray]:
     """``dataset.load_resized_img`` of each index, in order, decoded on up to ``threads`` threads.
 
     OpenCV releases the GIL while decoding, so on a multi-core machine the images of one mosaic decode
@@ -46,7 +46,7 @@ def load_images(dataset: DetectionDataset, indices: Sequence[int], threads: int 
 
 
 def mosaic_tile_placement(slot: int, center_x: int, center_y: int, tile_w: int, tile_h: int,
-                          canvas_w: int, canvas_h: int) -> Tuple[Tuple[int, int, int, int], Tuple[int, int]]:
+                          canvas_w: int, canvas_h: int) -> tuple[tuple[int, int, int, int], tuple[int, int]]:
     """Where tile ``slot`` (0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right) lands on the canvas.
 
     The four tiles meet at ``(center_x, center_y)``. Returns the canvas rectangle ``(x1, y1, x2, y2)`` it
@@ -63,7 +63,7 @@ def mosaic_tile_placement(slot: int, center_x: int, center_y: int, tile_w: int, 
     return (x1, y1, x2, y2), (source_x, source_y)
 
 
-def source_window(matrix: np.ndarray, target_hw: Tuple[int, int], source_hw: Tuple[int, int]) -> Tuple[int, int, int, int]:
+def source_window(matrix: np.ndarray, target_hw: tuple[int, int], source_hw: tuple[int, int]) -> tuple[int, int, int, int]:
     """The part ``(x1, y1, x2, y2)`` of the source that an affine warp onto ``target_hw`` can sample."""
     inverse = cv2.invertAffineTransform(matrix)
     corners = np.array([[0, 0, 1], [target_hw[1], 0, 1], [target_hw[1], target_hw[0], 1], [0, target_hw[0], 1]],
@@ -90,11 +90,11 @@ class MosaicDetection(Dataset):
     process and 1 inside loader workers (the workers already decode side by side).
     """
 
-    def __init__(self, dataset: DetectionDataset, img_size: Tuple[int, int], mosaic: bool = True,
-                 preproc: Optional[Transform] = None, degrees: float = 10.0, translate: float = 0.1,
+    def __init__(self, dataset: DetectionDataset, img_size: tuple[int, int], mosaic: bool = True,
+                 preproc: Transform | None = None, degrees: float = 10.0, translate: float = 0.1,
                  mosaic_scale: Sequence[float] = (0.5, 1.5), mixup_scale: Sequence[float] = (0.5, 1.5),
                  shear: float = 2.0, enable_mixup: bool = True, mosaic_prob: float = 1.0,
-                 mixup_prob: float = 1.0, decode_threads: Optional[int] = None) -> None:
+                 mixup_prob: float = 1.0, decode_threads: int | None = None) -> None:
         super().__init__()
         self.dataset = dataset
         self.input_dim = (int(img_size[0]), int(img_size[1]))
@@ -132,11 +132,11 @@ class MosaicDetection(Dataset):
         return 1 if get_worker_info() is not None else max(cv2.getNumThreads(), 1)
 
     @property
-    def class_names(self) -> Tuple[str, ...]:
+    def class_names(self) -> tuple[str, ...]:
         """The wrapped dataset's class names."""
         return self.dataset.class_names
 
-    def __getitem__(self, item: Item) -> Tuple[np.ndarray, np.ndarray, Tuple[int, int], Union[int, str]]:
+    def __getitem__(self, item: Item) -> tuple[np.ndarray, np.ndarray, tuple[int, int], int | str]:
         rng = item_rng(item)
         img, labels, img_info, img_id = self._pull_augmented(item, rng)
         if isinstance(self.preproc, TrainTransform):
@@ -145,7 +145,7 @@ class MosaicDetection(Dataset):
             img, labels = self.preproc(img, labels, self.input_dim)
         return img, labels, img_info, img_id
 
-    def __getitems__(self, items: Sequence[Item]) -> List[Tuple[object, np.ndarray, Tuple[int, int], Union[int, str]]]:
+    def __getitems__(self, items: Sequence[Item]) -> list[tuple[object, np.ndarray, tuple[int, int], int | str]]:
         """The DataLoader's batched fetch: the items of ``self[item]``, in order, with the same random draws.
 
         With a ``TrainTransform`` the images are written straight into one float32 batch tensor (in shared
@@ -165,7 +165,7 @@ class MosaicDetection(Dataset):
             samples.append((batch[position], labels, img_info, img_id))
         return samples
 
-    def _pull_augmented(self, item: Item, rng: Rng) -> Tuple[np.ndarray, np.ndarray, Tuple[int, int], Union[int, str]]:
+    def _pull_augmented(self, item: Item, rng: Rng) -> tuple[np.ndarray, np.ndarray, tuple[int, int], int | str]:
         """The ``uint8`` image and ``x1, y1, x2, y2, class`` labels of ``item`` before ``preproc``.
 
         All random draws (mosaic, then mixup) come first, in a fixed order, from ``rng`` (None: the global
@@ -249,7 +249,7 @@ class MosaicDetection(Dataset):
         warped = cv2.warpAffine(window, window_matrix, dsize=(width, height), borderValue=(PAD_VALUE,) * 4)
         return cv2.cvtColor(warped, cv2.COLOR_BGRA2BGR)
 
-    def _plan_mixup(self, labels: np.ndarray, rng: Rng = None) -> Optional["MixupPlan"]:
+    def _plan_mixup(self, labels: np.ndarray, rng: Rng = None) -> "MixupPlan | None":
         """Draw the mixup partner (a random labelled image), its scale jitter, flip and crop; None if none."""
         candidates = self.dataset.labelled_indices
         if not candidates:
@@ -282,7 +282,7 @@ class MosaicDetection(Dataset):
         return MixupPlan(partner, flip, (content_w, content_h), (offset_x - content_x, offset_y), paste,
                          np.concatenate([labels, partner_labels[keep]]))
 
-    def _render_mixup(self, img: np.ndarray, plan: "MixupPlan", partner_img: Optional[np.ndarray]) -> np.ndarray:
+    def _render_mixup(self, img: np.ndarray, plan: "MixupPlan", partner_img: np.ndarray | None) -> np.ndarray:
         """Blend ``img`` 50/50 with the planned crop of the (resized, maybe flipped) partner image."""
         # Outside the partner's content the layer is padding: the blend there is img / 2 + 114 / 2.
         blended = cv2.convertScaleAbs(img, alpha=0.5, beta=PAD_VALUE * 0.5)
@@ -315,8 +315,8 @@ class MosaicPiece:
     """One visible tile of a planned mosaic: which image, where it lands in the window, which part of it."""
 
     index: int
-    window_region: Tuple[slice, slice]
-    tile_region: Tuple[slice, slice]
+    window_region: tuple[slice, slice]
+    tile_region: tuple[slice, slice]
 
 
 @dataclass
@@ -324,8 +324,8 @@ class MosaicPlan:
     """The random draws of one mosaic: the affine map, the canvas window it sees, the pieces and labels."""
 
     matrix: np.ndarray
-    window: Tuple[int, int, int, int]
-    pieces: List[MosaicPiece]
+    window: tuple[int, int, int, int]
+    pieces: list[MosaicPiece]
     labels: np.ndarray
 
 
@@ -335,9 +335,9 @@ class MixupPlan:
 
     partner: int
     flip: bool
-    content_wh: Tuple[int, int]
-    content_shift: Tuple[int, int]  # input pixel (x, y) shows pixel (x + shift_x, y + shift_y) of the content
-    paste: Tuple[int, int, int, int]
+    content_wh: tuple[int, int]
+    content_shift: tuple[int, int]  # input pixel (x, y) shows pixel (x + shift_x, y + shift_y) of the content
+    paste: tuple[int, int, int, int]
     labels: np.ndarray
 
     @property

@@ -1,8 +1,8 @@
 """PASCAL VOC-format dataset: ``VOCdevkit/VOC<year>/{Annotations,JPEGImages,ImageSets/Main}``."""
 
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -23,11 +23,11 @@ class VOCDetection(DetectionDataset):
     The image id returned with each item is its index; ``ids[index]`` is ``(VOC<year> folder, image name)``.
     """
 
-    def __init__(self, data_dir: Optional[str] = None, image_sets: Sequence[Tuple[str, str]] = (("2007", "trainval"),),
-                 img_size: Tuple[int, int] = (416, 416), preproc: Optional[Transform] = None,
-                 class_names: Optional[Sequence[str]] = None, dataset_name: str = "VOC0712",
-                 cache: bool = False, cache_type: str = "ram", num_classes: Optional[int] = None,
-                 keep_difficult: bool = True, cache_dir: Optional[str] = None) -> None:
+    def __init__(self, data_dir: str | None = None, image_sets: Sequence[tuple[str, str]] = (("2007", "trainval"),),
+                 img_size: tuple[int, int] = (416, 416), preproc: Transform | None = None,
+                 class_names: Sequence[str] | None = None, dataset_name: str = "VOC0712",
+                 cache: bool = False, cache_type: str = "ram", num_classes: int | None = None,
+                 keep_difficult: bool = True, cache_dir: str | None = None) -> None:
         super().__init__(img_size, preproc)
         self.root, origin = resolve_data_dir(data_dir, "VOCdevkit")
         self.image_sets = [(str(year), str(split)) for year, split in image_sets]
@@ -38,7 +38,7 @@ class VOCDetection(DetectionDataset):
             raise UserError(f"the VOC class list has {len(names)} names but the exp sets num_classes = {num_classes}: "
                             f"set the exp key num_classes to {len(names)} or class_names to {num_classes} names")
         self.class_to_index = {cls_name: index for index, cls_name in enumerate(names)}
-        self.ids: List[Tuple[str, str]] = []
+        self.ids: list[tuple[str, str]] = []
         for year, split in self.image_sets:
             set_file = self.root / f"VOC{year}" / "ImageSets" / "Main" / f"{split}.txt"
             if not set_file.is_file():
@@ -90,7 +90,7 @@ class VOCDetection(DetectionDataset):
                            difficult=np.array(difficult, dtype=bool)[keep])
 
     @staticmethod
-    def _image_size(tree: ET.Element, image_path: Path) -> Tuple[int, int]:
+    def _image_size(tree: ET.Element, image_path: Path) -> tuple[int, int]:
         """(width, height) from the annotation's ``size``; decoded from the image when the XML lacks it."""
         try:
             width, height = int(float(tree.findtext("size/width"))), int(float(tree.findtext("size/height")))

@@ -14,7 +14,7 @@ and the COCO metrics are those of COCO-format data; ``tools/convert_dataset.py``
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -215,9 +215,9 @@ class YOLODataset(COCODataset):
     the evaluator scores against.
     """
 
-    def __init__(self, data_yaml: str | Path, split: str = "train", img_size: Tuple[int, int] = (416, 416),
-                 preproc: Optional[Transform] = None, cache: bool = False, cache_type: str = "ram",
-                 num_classes: Optional[int] = None, cache_dir: Optional[str] = None) -> None:
+    def __init__(self, data_yaml: str | Path, split: str = "train", img_size: tuple[int, int] = (416, 416),
+                 preproc: Transform | None = None, cache: bool = False, cache_type: str = "ram",
+                 num_classes: int | None = None, cache_dir: str | None = None) -> None:
         DetectionDataset.__init__(self, img_size, preproc)
         config = read_data_yaml(data_yaml)
         if num_classes is not None and len(config.names) != num_classes:
