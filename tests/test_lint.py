@@ -1,8 +1,8 @@
 """The linter's file selection: every source file of the package is checked, none excluded by a stray pattern."""
 
 import shutil
-import sys
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest

@@ -219,3 +219,14 @@ def test_boundary_training_values_are_accepted() -> None:
     exp.merge(["mosaic_prob", "0.0", "mixup_prob", "1.0", "momentum", "0.0", "seed", "0", "data_num_workers", "0",
                "basic_lr_per_img", "0.0", "seed", "None"])
     assert exp.seed is None and exp.mosaic_prob == 0.0
+
+
+def test_get_exp_applies_overrides_and_the_experiment_name() -> None:
+    """The one builder behind the commands and the study: overrides are merged, -expn renames the run folder."""
+    exp = get_exp(None, "yolox-nano", ["max_epoch", "30", "output_dir", "runs"], experiment_name="trial")
+    assert (exp.max_epoch, exp.exp_name, exp.run_dir) == (30, "trial", Path("runs") / "trial")
+    assert get_exp(None, "yolox-nano").run_dir == Path("./YOLOX_outputs") / "yolox_nano"
+    with pytest.raises(UserError, match="max_epok"):
+        get_exp(None, "yolox-nano", ["max_epok", "7"])
+    with pytest.raises(UserError, match="print_interval"):
+        get_exp(None, "yolox-nano", ["print_interval", "0"])

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from yolox.utils.errors import UserError
 from yolox.utils.protocols import ExpLike
+from yolox.utils.run_files import BEST_CKPT
 
 if TYPE_CHECKING:
     import torch
@@ -29,7 +30,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (UserError, FileNotFoundError)
 def add_exp_arguments(
     parser: argparse.ArgumentParser,
     overrides_nargs: str = argparse.REMAINDER,
-    ckpt_help: str | None = "checkpoint (default: <output_dir>/<exp_name>/best_ckpt.pth)",
+    ckpt_help: str | None = f"checkpoint (default: <output_dir>/<exp_name>/{BEST_CKPT})",
     default_name: str | None = None,
 ) -> None:
     """Add the flags naming the exp (-expn, -n, -f), the checkpoint (-c) and the trailing ``key value`` overrides.
@@ -59,14 +60,15 @@ def add_tsize_argument(parser: argparse.ArgumentParser, default_text: str = "the
 
 
 def exp_from_args(args: argparse.Namespace) -> ExpLike:
-    """The exp of ``-f`` (or ``-n``) with the trailing overrides and ``-expn`` applied."""
+    """The exp of ``-f`` (or ``-n``) with the trailing overrides and ``-expn`` applied (flags -> :func:`get_exp`)."""
+    return exp_from_flags(args, args.opts)
+
+
+def exp_from_flags(args: argparse.Namespace, overrides: Sequence[str]) -> ExpLike:
+    """The exp that ``-f``/``-n`` and ``-expn`` of ``args`` name, with ``overrides`` instead of ``args.opts``."""
     from yolox.exp import get_exp
 
-    exp = get_exp(args.exp_file, args.name)
-    exp.merge(args.opts or [])
-    if args.experiment_name:
-        exp.exp_name = args.experiment_name
-    return exp
+    return get_exp(args.exp_file, args.name, list(overrides or []), args.experiment_name)
 
 
 def tsize_from_args(args: argparse.Namespace, default: tuple[int, int]) -> tuple[int, int]:
@@ -86,7 +88,7 @@ def load_exp_model(
     from yolox.utils.checkpoint import default_checkpoint
     from yolox.utils.predictor import load_inference_model, resolve_class_names
 
-    ckpt_path = Path(ckpt) if ckpt else default_checkpoint(Path(exp.output_dir) / exp.exp_name)
+    ckpt_path = Path(ckpt) if ckpt else default_checkpoint(exp.run_dir)
     model, meta = load_inference_model(exp, ckpt_path, device, fuse=fuse)
     return model, resolve_class_names(meta, exp.resolved_class_names(), exp.num_classes, COCO_CLASSES)
 

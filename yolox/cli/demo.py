@@ -63,8 +63,7 @@ def run(args: argparse.Namespace) -> None:
     model, class_names = load_exp_model(exp, args.ckpt, device, fuse=args.fuse)
     predictor = Predictor(model, exp.num_classes, input_hw, args.conf, args.nms, class_names, device,
                           fp16=args.fp16, class_agnostic=not args.class_aware)
-    run_dir = Path(exp.output_dir) / exp.exp_name
-    save_dir = run_dir / "vis_res" / time.strftime("%Y_%m_%d_%H_%M_%S") if args.save_result else None
+    save_dir = exp.run_dir / "vis_res" / time.strftime("%Y_%m_%d_%H_%M_%S") if args.save_result else None
     if args.demo == "image":
         predict_images(predictor, images, Path(args.path), save_dir, args.verbose)
     elif args.demo == "video":

@@ -91,7 +91,7 @@ def run_evaluation(args: argparse.Namespace) -> dict:
     from yolox.utils.setup_env import seed_everything
 
     exp = build_eval_exp(args)
-    output_dir = Path(exp.output_dir) / exp.exp_name
+    output_dir = exp.run_dir
     setup_logger(output_dir, distributed_rank=get_rank(), filename=LOG_FILE, mode="a")
     logger.info(f"args: {vars(args)}")
     if args.seed is not None:

@@ -18,6 +18,7 @@ import numpy as np
 from yolox.cli.common import USER_ERRORS, run_command
 from yolox.utils.errors import UserError
 from yolox.utils.protocols import ExpLike
+from yolox.utils.run_files import trained_checkpoints
 
 # The checkout's exps/ folder, beside the yolox package: found from here, not from the current folder.
 CHECKOUT_ROOT = Path(__file__).resolve().parents[2]
@@ -83,20 +84,20 @@ def run_quickstart(exp_file: str = DEMO_EXP, batch_size: int = 16, device: str =
     from yolox.exp import get_exp
 
     overrides = list(overrides or [])
-    exp = get_exp(exp_file)
-    exp.merge(overrides)
+    exp = get_exp(exp_file, None, overrides)
     data_dir = Path(exp.data_dir)
     started = time.perf_counter()
     generated = ensure_shapes_dataset(data_dir, num_train, num_val, seed=exp.seed or 0)
-    run_dir = Path(exp.output_dir) / exp.exp_name
+    run_dir = exp.run_dir
     common = ["-f", exp_file, "-b", str(batch_size), "--device", device]
     code = train_main([*common, *overrides])
     if code != 0:
         raise RuntimeError(f"training stopped with exit code {code}: see {run_dir / 'train_log.txt'}")
     trained = time.perf_counter()
-    ckpt = run_dir / "best_ckpt.pth"
-    if not ckpt.is_file():
-        ckpt = run_dir / "latest_ckpt.pth"
+    checkpoints = trained_checkpoints(run_dir)
+    ckpt = checkpoints.get("best", checkpoints.get("last"))  # best when an evaluation wrote one, else the final
+    if ckpt is None:
+        raise RuntimeError(f"training ended without a checkpoint in {run_dir}: see {run_dir / 'train_log.txt'}")
     code = eval_main([*common, "-c", str(ckpt), *overrides])
     if code != 0:
         raise RuntimeError(f"evaluation stopped with exit code {code}: see {run_dir / 'val_log.txt'}")

@@ -13,7 +13,7 @@ from yolox.cli.common import (
     EXIT_USER_ERROR,
     USER_ERRORS,
     add_exp_arguments,
-    exp_from_args,
+    exp_from_flags,
     report_error,
 )
 from yolox.core.launch import WorkerError, external_world_size, launch
@@ -23,6 +23,7 @@ from yolox.utils.dist import get_rank, get_world_size
 from yolox.utils.errors import UserError
 from yolox.utils.loggers import LOGGER_CHOICES, split_wandb_options
 from yolox.utils.protocols import TrainingExpLike
+from yolox.utils.run_files import LATEST_CKPT
 from yolox.utils.setup_env import configure_allocator, configure_threads
 
 
@@ -34,7 +35,7 @@ def make_parser() -> argparse.ArgumentParser:
                         help="processes on this machine (default: the GPU count on CUDA, 1 on CPU or with "
                              "--device cuda:N; under torchrun or srun each task is one process)")
     parser.add_argument("--resume", action="store_true", default=False,
-                        help="continue a run exactly from -c or <output_dir>/<experiment>/latest_ckpt.pth")
+                        help=f"continue a run exactly from -c or <output_dir>/<exp_name>/{LATEST_CKPT}")
     parser.add_argument("-e", "--start_epoch", type=int, default=None, help="1-based epoch to resume at")
     parser.add_argument("--fp16", dest="fp16", action="store_true", default=False,
                         help="mixed precision: float16 with loss scaling on CUDA, bfloat16 on CPU")
@@ -75,14 +76,11 @@ def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_exp(args: argparse.Namespace) -> TrainingExpLike:
-    """The exp named by the flags with the command-line overrides applied; ``args.experiment_name`` set from it."""
+    """The exp named by the flags with the command-line overrides (less the W&B ones) and ``-expn`` applied."""
     exp_opts, wandb_opts = split_wandb_options(args.opts)
     if wandb_opts and args.logger != "wandb":
         raise UserError(f"wandb-{next(iter(wandb_opts))} is a W&B option: add -l wandb, or drop it")
-    exp = exp_from_args(argparse.Namespace(**{**vars(args), "opts": exp_opts}))
-    if not args.experiment_name:
-        args.experiment_name = exp.exp_name
-    return exp
+    return exp_from_flags(args, exp_opts)
 
 
 def train_worker(args: argparse.Namespace) -> None:

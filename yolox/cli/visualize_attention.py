@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from yolox.cli.common import EXIT_OK, EXIT_USER_ERROR, USER_ERRORS, add_exp_arguments, add_tsize_argument, report_error
 from yolox.utils.errors import UserError
+from yolox.utils.run_files import BEST_CKPT
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,7 +31,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--strip_height", type=int, default=192, help="panel height in the per-image strip (pixels)")
     add_tsize_argument(parser)
-    add_exp_arguments(parser, ckpt_help="checkpoint (default: <output_dir>/<exp_name>/best_ckpt.pth)")
+    add_exp_arguments(parser, ckpt_help=f"checkpoint (default: <output_dir>/<exp_name>/{BEST_CKPT})")
     return parser
 
 
@@ -108,7 +109,7 @@ def visualize(args: argparse.Namespace) -> list[Path]:
     if not probe.blocks:
         raise UserError(f"the model of exp {exp.exp_name} has no attention block (attention={exp.attention!r}): "
                         "give an exp or override with attention set, e.g. attention cam")
-    save_dir = Path(args.save_dir) if args.save_dir else Path(exp.output_dir) / exp.exp_name / "attention_maps"
+    save_dir = Path(args.save_dir) if args.save_dir else exp.run_dir / "attention_maps"
     if args.strip_height < 16:
         raise UserError(f"--strip_height {args.strip_height} is too small: use at least 16 pixels")
     save_dir.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ from yolox.utils.checkpoint import save_checkpoint
 from yolox.utils.ema import ModelEMA, unwrap_model
 from yolox.utils.metric import MeterBuffer
 from yolox.utils.protocols import TrainingExpLike
+from yolox.utils.run_files import BEST_CKPT, LATEST, LATEST_CKPT
 
 EMA_DECAY = 0.9998
 
@@ -56,7 +57,7 @@ class TrainingMember:
     @property
     def latest_checkpoint(self) -> Path:
         """``latest_ckpt.pth`` of the run folder, the one ``--resume`` continues from."""
-        return self.run_dir / "latest_ckpt.pth"
+        return self.run_dir / LATEST_CKPT
 
     def restore_records(self, point: ResumePoint) -> None:
         """The best and current AP of a resumed run."""
@@ -97,7 +98,7 @@ class TrainingMember:
         finally:
             eval_model.train(was_training)
         self.curr_ap = float(ap50_95)
-        improved = self.curr_ap >= self.best_ap or not (self.run_dir / "best_ckpt.pth").is_file()
+        improved = self.curr_ap >= self.best_ap or not (self.run_dir / BEST_CKPT).is_file()
         self.best_ap = max(self.best_ap, self.curr_ap)
         figures = evaluation_figures(self.evaluator, ap50_95, ap50)
         self.log.log_scalars(EVAL, figures, epoch=epoch, iteration=completed_iters,
@@ -127,7 +128,7 @@ class TrainingMember:
         """Write ``<name>_ckpt.pth`` (and best_ckpt.pth with ``update_best``) and hand ``latest`` to the tracker."""
         path = save_checkpoint(state, update_best, self.run_dir, name)
         logger.info(f"saved {path}" + (" (and best_ckpt.pth)" if update_best else ""))
-        if name == "latest":
+        if name == LATEST:
             self.log.log_checkpoint(name, update_best, state["start_epoch"])
         return path
 

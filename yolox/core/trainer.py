@@ -33,6 +33,7 @@ from yolox.utils.errors import UserError
 from yolox.utils.logger import setup_logger
 from yolox.utils.metric import peak_device_memory_mb, peak_host_memory_mb
 from yolox.utils.protocols import TrainingExpLike
+from yolox.utils.run_files import LAST_EPOCH, LAST_MOSAIC_EPOCH, LATEST, checkpoint_file
 from yolox.utils.setup_env import seed_everything
 
 __all__ = ["NonFiniteLossError", "NonFiniteWeightsError", "Trainer", "autocast_dtype", "set_optimizer_implementation"]
@@ -112,7 +113,9 @@ class Trainer:
         self.defer_readback = getattr(args, "loss_readback", "iter") == "print"
         self.save_history_ckpt = bool(exp.save_history_ckpt)
         self.input_size = tuple(exp.input_size)
-        run_dir = Path(exp.output_dir) / args.experiment_name
+        if getattr(args, "experiment_name", None):  # an official-style launcher names the run on args only
+            exp.exp_name = args.experiment_name
+        run_dir = exp.run_dir
         try:
             self.log_file = setup_logger(run_dir, distributed_rank=self.rank, filename="train_log.txt", mode="a")
         except OSError as err:
@@ -133,7 +136,7 @@ class Trainer:
             self.before_train()
             self.train_in_epoch()
         except _StopRequested:
-            path = self.save_ckpt("latest")
+            path = self.save_ckpt(LATEST)
             if self.rank == 0:
                 logger.warning(f"interrupted after iteration {self.completed_iters}: state saved to {path}; "
                                "continue with --resume")
@@ -379,9 +382,9 @@ class Trainer:
         """Write the final checkpoint (always) and report the best AP."""
         for member in self.members:
             all_reduce_norm(unwrap_model(member.model))
-        path = self.save_ckpt("last_epoch")
+        path = self.save_ckpt(LAST_EPOCH)
         if self.rank == 0:
-            logger.info(f"training of {self.args.experiment_name} is done: best AP50:95 {self.best_ap:.4f}, "
+            logger.info(f"training of {self.exp.exp_name} is done: best AP50:95 {self.best_ap:.4f}, "
                         f"final checkpoint {path}")
 
     def before_epoch(self) -> None:
@@ -393,7 +396,7 @@ class Trainer:
             for member in self.members:
                 unwrap_model(member.model).head.use_l1 = True
             self.no_aug = True
-            self.save_ckpt("last_mosaic_epoch")
+            self.save_ckpt(LAST_MOSAIC_EPOCH)
 
     def after_epoch(self) -> None:
         """Evaluate when due, then write latest (and best / per-epoch) checkpoints."""
@@ -402,12 +405,12 @@ class Trainer:
             for member in self.members:
                 all_reduce_norm(unwrap_model(member.model))
             # Saved first: an evaluation that fails (a bad validation image) must not lose the epoch.
-            self.save_ckpt("latest")
+            self.save_ckpt(LATEST)
             for member in self.members:
                 improved = self.evaluate(member)
-                self.save_ckpt("latest", update_best=improved, members=[member])
+                self.save_ckpt(LATEST, update_best=improved, members=[member])
         else:
-            self.save_ckpt("latest")
+            self.save_ckpt(LATEST)
         if self.save_history_ckpt:
             self.save_ckpt(f"epoch_{epoch_number}")
 
@@ -429,7 +432,7 @@ class Trainer:
         members = self.members if members is None else members
         self._read_back_losses()  # deferred losses are checked before anything is written
         for member in members:
-            member.check_weights(f"before writing {name}_ckpt.pth", self.completed_iters, self.epoch + 1,
+            member.check_weights(f"before writing {checkpoint_file(name)}", self.completed_iters, self.epoch + 1,
                                  self.max_epoch)
         rng_states = all_gather_object(capture_rng_state())
         if self.rank != 0:

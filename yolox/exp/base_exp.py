@@ -108,6 +108,11 @@ class BaseExp(metaclass=ABCMeta):
         self.eval_interval = 10
         self.exp_name = Path(inspect.getfile(type(self))).stem
 
+    @property
+    def run_dir(self) -> Path:
+        """The run's folder, ``<output_dir>/<exp_name>``: checkpoints, logs and evaluation results go there."""
+        return Path(self.output_dir) / self.exp_name
+
     @abstractmethod
     def get_model(self) -> torch.nn.Module:
         """Build the detector."""

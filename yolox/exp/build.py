@@ -4,6 +4,7 @@ import importlib
 import importlib.util
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 
 from yolox.exp.base_exp import BaseExp
@@ -62,10 +63,23 @@ def get_exp_by_name(exp_name: str) -> BaseExp:
     return module.Exp()
 
 
-def get_exp(exp_file: str | None = None, exp_name: str | None = None) -> BaseExp:
-    """The Exp of ``exp_file`` when given, else the default exp named ``exp_name``."""
+def get_exp(exp_file: str | None = None, exp_name: str | None = None, overrides: Sequence[str] | None = None,
+            experiment_name: str | None = None) -> BaseExp:
+    """The Exp of ``exp_file`` when given, else the default exp named ``exp_name`` (such as ``yolox-s``).
+
+    ``overrides`` are ``key value`` pairs applied with :meth:`~yolox.exp.BaseExp.merge` (which also checks
+    the settings, so pass ``[]`` to check them without overriding anything), and
+    ``experiment_name`` renames the run (its folder is ``<output_dir>/<experiment_name>``). The first two
+    arguments are the official YOLOX signature.
+    """
     if exp_file:
-        return get_exp_by_file(exp_file)
-    if exp_name:
-        return get_exp_by_name(exp_name)
-    raise UserError("no experiment given: pass -f <exp file> or -n <name> (for example -n yolox-s)")
+        exp = get_exp_by_file(exp_file)
+    elif exp_name:
+        exp = get_exp_by_name(exp_name)
+    else:
+        raise UserError("no experiment given: pass -f <exp file> or -n <name> (for example -n yolox-s)")
+    if overrides is not None:
+        exp.merge(list(overrides))
+    if experiment_name:
+        exp.exp_name = experiment_name
+    return exp

@@ -33,6 +33,7 @@ from yolox.study.stats import (
     verdict_words,
 )
 from yolox.utils.files import write_json_atomically
+from yolox.utils.run_files import LATEST_CKPT
 
 # Report column -> key in run.json's COCO "stats" (fractions; -1 means no objects of that size).
 AP_COLUMNS = {"AP50:95": "AP50:95", "AP50": "AP50", "AP75": "AP75", "APs": "AP_small", "APm": "AP_medium",
@@ -325,7 +326,7 @@ def build_report(study_dir: Path, device: str = "cpu", costs: dict[str, dict[str
 
 
 def _missing_note(run: Run) -> str:
-    if (run.run_dir / "latest_ckpt.pth").is_file():
+    if (run.run_dir / LATEST_CKPT).is_file():
         return f"{run.label} (running, or interrupted: the same study command continues it)"
     return f"{run.label} (not run yet)"
 

@@ -26,6 +26,7 @@ from loguru import logger
 from yolox.core.metrics_log import METRICS_FILE, read_metrics
 from yolox.study.plan import Run, StudyPlan
 from yolox.utils.files import write_json_atomically
+from yolox.utils.run_files import LATEST_CKPT, trained_checkpoints
 
 RUN_FILE = "run.json"
 DETECTIONS_FILE = "detections.npz"
@@ -80,7 +81,7 @@ def run_status(run: Run) -> str:
     record = read_run_record(run)
     if record is not None:
         return "failed" if record.get("status") == "failed" else "done"
-    if (run.run_dir / "latest_ckpt.pth").is_file():
+    if (run.run_dir / LATEST_CKPT).is_file():
         return "interrupted"
     return "todo"
 
@@ -109,12 +110,7 @@ def training_seconds(sessions: list[dict]) -> float:
 
 def scored_checkpoints(run: Run) -> dict[str, Path]:
     """``last``: the final (EMA) checkpoint of the schedule; ``best``: the evaluation-selected one, when written."""
-    found = {}
-    if (run.run_dir / "last_epoch_ckpt.pth").is_file():
-        found["last"] = run.run_dir / "last_epoch_ckpt.pth"
-    if (run.run_dir / "best_ckpt.pth").is_file():
-        found["best"] = run.run_dir / "best_ckpt.pth"
-    return found
+    return trained_checkpoints(run.run_dir)
 
 
 def git_commit(folder: Path) -> str | None:

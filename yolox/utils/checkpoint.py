@@ -17,6 +17,14 @@ from torch import nn
 from yolox.utils.errors import UserError
 from yolox.utils.files import TMP_SUFFIX, atomic_path
 from yolox.utils.protocols import ExpLike
+from yolox.utils.run_files import (
+    BEST_CKPT,
+    CKPT_SUFFIX,
+    LAST_EPOCH_CKPT,
+    LATEST_CKPT,
+    checkpoint_file,
+    trained_checkpoints,
+)
 
 MAX_NAMES_SHOWN = 6
 # The head's first class-prediction conv: its first dimension is the checkpoint's class count.
@@ -72,11 +80,11 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
 def default_checkpoint(run_dir: str | os.PathLike) -> Path:
     """``<run_dir>/best_ckpt.pth``; when it is missing, a UserError that lists the checkpoints the run has."""
     run_dir = Path(run_dir)
-    best = run_dir / "best_ckpt.pth"
-    if best.is_file():
+    best = run_dir / BEST_CKPT
+    if "best" in trained_checkpoints(run_dir):
         return best
-    found = sorted(run_dir.glob("*_ckpt.pth")) if run_dir.is_dir() else []
-    order = {"latest_ckpt.pth": 0, "last_epoch_ckpt.pth": 1}
+    found = sorted(run_dir.glob(f"*{CKPT_SUFFIX}")) if run_dir.is_dir() else []
+    order = {LATEST_CKPT: 0, LAST_EPOCH_CKPT: 1}
     found.sort(key=lambda path: (order.get(path.name, 2), -path.stat().st_mtime))
     if not found:
         raise UserError(f"{best} does not exist and {run_dir} holds no checkpoint: train this exp first, "
@@ -92,7 +100,7 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    stale = sorted(folder.glob(f".*_ckpt.pth.*{TMP_SUFFIX}"))
+    stale = sorted(folder.glob(f".*{CKPT_SUFFIX}.*{TMP_SUFFIX}"))
     for tmp_path in stale:
         tmp_path.unlink(missing_ok=True)
     return stale
@@ -109,10 +117,10 @@ def first_nonfinite_tensor(state_dict: dict[str, torch.Tensor]) -> str | None:
 def save_checkpoint(state: dict, is_best: bool, save_dir: str | os.PathLike, model_name: str = "") -> Path:
     """Write ``<save_dir>/<model_name>_ckpt.pth`` (and ``best_ckpt.pth`` when ``is_best``); return the path."""
     save_dir = Path(save_dir)
-    filename = save_dir / f"{model_name}_ckpt.pth"
+    filename = save_dir / checkpoint_file(model_name)
     atomic_save(state, filename)
     if is_best:
-        atomic_save(state, save_dir / "best_ckpt.pth")
+        atomic_save(state, save_dir / BEST_CKPT)
     return filename
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from loguru import logger
 
 from yolox.utils.errors import UserError
+from yolox.utils.run_files import BEST_CKPT, LATEST_CKPT, checkpoint_file
 
 LOGGER_CHOICES = ("tensorboard", "wandb", "mlflow", "none")
 WANDB_PREFIX = "wandb-"
@@ -105,10 +106,9 @@ class WandbLogger:
         if "num_eval_images" in options:
             logger.warning("wandb-num_eval_images is ignored: validation prediction tables are not logged")
         options.pop("num_eval_images", None)
-        run_dir = Path(exp.output_dir) / getattr(args, "experiment_name", exp.exp_name)
         if "save_dir" not in options and "WANDB_DIR" not in os.environ:
-            options["save_dir"] = str(run_dir)
-        options.setdefault("name", getattr(args, "experiment_name", None) or exp.exp_name)
+            options["save_dir"] = str(exp.run_dir)
+        options.setdefault("name", exp.exp_name)
         return cls(config=run_config(args, exp), val_dataset=val_dataset, **options)
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
@@ -124,7 +124,7 @@ class WandbLogger:
         """Upload ``<save_dir>/<model_name>_ckpt.pth`` as a model artifact when ``log_checkpoints`` is on."""
         if not self.log_checkpoints:
             return
-        path = Path(save_dir) / f"{model_name}_ckpt.pth"
+        path = Path(save_dir) / checkpoint_file(model_name)
         artifact = self.wandb.Artifact(name=f"run_{self.run.id}_model", type="model", metadata=dict(metadata or {}))
         artifact.add_file(str(path), name="model_ckpt.pth")
         aliases = ["latest"] + (["best"] if is_best else [])
@@ -170,7 +170,7 @@ class MlflowLogger:
 
     def setup(self, args: Namespace, exp: Any) -> None:
         """Choose the store and experiment, start the run and log the run's settings as parameters."""
-        run_dir = Path(exp.output_dir) / getattr(args, "experiment_name", exp.exp_name)
+        run_dir = exp.run_dir
         if not os.environ.get("MLFLOW_TRACKING_URI"):
             # MLflow 3 accepts a file store only when asked to; this default is one.
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
@@ -217,9 +217,9 @@ class MlflowLogger:
         if not self.log_artifacts or epoch % self.every_n_epochs:
             return
         run_dir = Path(file_name)
-        if update_best_ckpt and (run_dir / "best_ckpt.pth").is_file():
-            self.mlflow.log_artifact(str(run_dir / "best_ckpt.pth"), artifact_path="checkpoints/best")
-        latest = run_dir / "latest_ckpt.pth"
+        if update_best_ckpt and (run_dir / BEST_CKPT).is_file():
+            self.mlflow.log_artifact(str(run_dir / BEST_CKPT), artifact_path="checkpoints/best")
+        latest = run_dir / LATEST_CKPT
         if self.log_epoch_models and latest.is_file():
             self.mlflow.log_artifact(str(latest), artifact_path=f"checkpoints/epoch_{epoch}")
 
@@ -227,7 +227,7 @@ class MlflowLogger:
         """Upload the best checkpoint and the text log (when artifacts are on), then end the run."""
         run_dir = Path(file_name)
         if self.log_artifacts:
-            for path, folder in ((run_dir / "best_ckpt.pth", "checkpoints/best"), (run_dir / "train_log.txt", "logs")):
+            for path, folder in ((run_dir / BEST_CKPT, "checkpoints/best"), (run_dir / "train_log.txt", "logs")):
                 if path.is_file():
                     self.mlflow.log_artifact(str(path), artifact_path=folder)
         self.finish()

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import torch
     from torch import nn
 
@@ -48,6 +50,7 @@ class ExpLike(Protocol):
 
     exp_name: str
     output_dir: str
+    run_dir: Path  # <output_dir>/<exp_name>, read-only
     num_classes: int
     depth: float
     width: float
