@@ -53,3 +53,13 @@ def test_an_error_inside_the_block_removes_the_temporary(tmp_path: Path) -> None
             temporary.write_text("half")
             raise RuntimeError("plot failed")
     assert target.read_text() == "old" and [path.name for path in tmp_path.iterdir()] == ["study.png"]
+
+
+def test_exclusive_create_keeps_the_first_file_whole(tmp_path: Path) -> None:
+    from yolox.utils.files import create_json_exclusively
+
+    target = tmp_path / "study_plan.json"
+    assert create_json_exclusively(target, {"seeds": [0, 1]})
+    assert not create_json_exclusively(target, {"seeds": [7]})
+    assert json.loads(target.read_text()) == {"seeds": [0, 1]}
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["study_plan.json"]

@@ -2,8 +2,9 @@
 
 ``python tools/study.py -f EXP --variants none,cam,se --seeds 0,1,2 [--select last|best] [--correction holm]
 [--margin M] [-d N] [-b B] [--fp16] [key value ...]`` trains each run into ``<study_dir>/<variant>/seed<k>/``,
-scores its final and best checkpoints and writes the report; ``python tools/study.py report STUDY_DIR``
-aggregates whatever has finished; ``python tools/study.py plan -f EXP --variants ... --effect 0.5
+scores its final and best checkpoints and writes the report; ``python tools/study.py report STUDY_DIR
+[--remeasure]`` aggregates whatever has finished (from the study's files only: ``--remeasure`` builds the
+models again, running the exp file); ``python tools/study.py plan -f EXP --variants ... --effect 0.5
 (--pilot STUDY_DIR | --seed-sd 0.2) [--hours-per-run H]`` says how many seeds the study needs.
 """
 
@@ -63,8 +64,11 @@ def make_report_parser() -> argparse.ArgumentParser:
                         help="AP points: how many seeds each comparison needs to find this effect")
     parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                         help="replicates of the two-level bootstrap over seeds and validation images (0: off)")
+    parser.add_argument("--remeasure", action="store_true",
+                        help="build the variants' models again (this runs the exp file) and replace the recorded "
+                             "params, GFLOPs and latency")
     parser.add_argument("--device", default="auto",
-                        help="auto (a GPU latency column too when CUDA is present), cpu or cuda[:N]")
+                        help="with --remeasure: auto (a GPU latency column too when CUDA is present), cpu or cuda[:N]")
     return parser
 
 
@@ -73,8 +77,10 @@ def run_study(args: argparse.Namespace) -> int:
     from yolox.cli.eval import main as eval_main
     from yolox.cli.train import main as train_main
     from yolox.core.launch import launched_by_torchrun
+    from yolox.study.costs import record_variants
     from yolox.study.plan import build_plan, claim_study_dir, parse_shard, shard_runs
-    from yolox.study.runner import execute_run, run_status
+    from yolox.study.runner import corrupt_record_error, execute_run, run_status
+    from yolox.utils.device import resolve_device
 
     if launched_by_torchrun():
         raise UserError("start tools/study.py itself, not under torchrun: use -d N for N processes per run, "
@@ -88,6 +94,7 @@ def run_study(args: argparse.Namespace) -> int:
                                  study_dir=args.study_dir, select=args.select, correction=args.correction,
                                  margin_points=args.margin)
     claim_study_dir(study_dir, plan, args.force)
+    record_variants(plan, study_dir, str(resolve_device(args.device)))
     runs = shard_runs(plan.runs(study_dir), shard)
     print(f"study {study_dir}: {len(runs)} runs in this shard "
           f"({len(plan.variants)} variants x {len(plan.seeds)} seeds, baseline {plan.baseline})", flush=True)
@@ -98,7 +105,9 @@ def run_study(args: argparse.Namespace) -> int:
             note = "finished before" if status == "done" else "failed before (--retry-failed trains it again)"
             print(f"[{position}/{len(runs)}] {run.label}: {note}, skipped", flush=True)
             continue
-        action = {"interrupted": "continuing", "failed": "retrying"}.get(status, "training")
+        if status == "corrupt":
+            print(f"[{position}/{len(runs)}] {run.label}: not done, {corrupt_record_error(run)}", flush=True)
+        action = {"interrupted": "continuing", "failed": "retrying", "corrupt": "training again"}.get(status, "training")
         print(f"[{position}/{len(runs)}] {run.label}: {action}", flush=True)
         outcome = execute_run(plan, run, args.device, args.devices, train_main, eval_main)
         if outcome.status == "failed":
@@ -110,20 +119,30 @@ def run_study(args: argparse.Namespace) -> int:
                   "run the same command again to continue", file=sys.stderr, flush=True)
             code = outcome.code
             break
-    write_and_print_report(study_dir, args.device, args.effect, args.bootstrap)
+    write_and_print_report(study_dir, args.effect, args.bootstrap)
     return code
 
 
-def write_and_print_report(study_dir: Path, device: str, effect: float | None = None, bootstrap: int = 1000) -> None:
+def write_and_print_report(study_dir: Path, effect: float | None = None, bootstrap: int = 1000) -> None:
     """Aggregate the finished runs, write study.md/csv/json (and study.png) and print the tables."""
     from yolox.study.report import build_report, write_report
-    from yolox.utils.device import resolve_device
 
-    report = build_report(Path(study_dir), device=str(resolve_device(device)), effect_points=effect,
-                          bootstrap=bootstrap)
+    report = build_report(Path(study_dir), effect_points=effect, bootstrap=bootstrap)
     paths = write_report(report, Path(study_dir))
     print(report.markdown, flush=True)
     print("wrote " + ", ".join(str(path) for path in paths), flush=True)
+
+
+def remeasure(study_dir: Path, device: str) -> None:
+    """Build every variant's model again (running the exp file) and record its params, GFLOPs and latency."""
+    from yolox.study.costs import VARIANTS_FILE, record_variants
+    from yolox.study.plan import load_plan
+    from yolox.utils.device import resolve_device
+
+    plan = load_plan(study_dir)
+    print(f"report --remeasure: building the models of {len(plan.variants)} variants from {plan.exp} "
+          f"(this runs the exp file) into {study_dir / VARIANTS_FILE}", flush=True)
+    record_variants(plan, study_dir, str(resolve_device(device)), remeasure=True)
 
 
 def make_plan_parser() -> argparse.ArgumentParser:
@@ -204,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
             return plan_study(make_plan_parser().parse_args(argv[1:]))
         if argv[:1] == ["report"]:
             args = make_report_parser().parse_args(argv[1:])
-            write_and_print_report(Path(args.study_dir), args.device, args.effect, args.bootstrap)
+            if args.remeasure:
+                remeasure(Path(args.study_dir), args.device)
+            write_and_print_report(Path(args.study_dir), args.effect, args.bootstrap)
             return EXIT_OK
         return run_study(make_parser().parse_args(argv))
     except USER_ERRORS as err:

@@ -69,10 +69,11 @@ class MetricsWriter:
 
 @dataclass
 class MetricsFile:
-    """What a metrics file holds: its good records and the 1-based numbers of its bad lines."""
+    """What a metrics file holds: its good records, the 1-based line of each, and the numbers of its bad lines."""
 
     records: list[dict]
     bad_lines: list[int]
+    record_lines: list[int]
 
 
 def parse_metrics(path: str | Path) -> MetricsFile:
@@ -84,7 +85,7 @@ def parse_metrics(path: str | Path) -> MetricsFile:
     text = Path(path).read_text(encoding="utf-8", errors="replace")
     lines = text.split("\n")
     torn_tail = lines.pop() if lines else ""  # the text after the last newline: empty unless torn
-    records, bad = [], []
+    records, bad, record_lines = [], [], []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -93,10 +94,12 @@ def parse_metrics(path: str | Path) -> MetricsFile:
             bad.append(number)
         else:
             records.append(record)
+            record_lines.append(number)
     tail = _record_or_none(torn_tail) if torn_tail.strip() else None
     if tail is not None:
         records.append(tail)
-    return MetricsFile(records, bad)
+        record_lines.append(len(lines) + 1)
+    return MetricsFile(records, bad, record_lines)
 
 
 def _record_or_none(line: str) -> dict | None:

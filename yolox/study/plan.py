@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 from yolox.models.attention import normalize_attention_name
 from yolox.utils.errors import UserError
-from yolox.utils.files import write_json_atomically
+from yolox.utils.files import create_json_exclusively, write_json_atomically
 
 PLAN_FILE = "study_plan.json"
 BASELINE_NAME = "none"
@@ -194,26 +193,40 @@ def shard_runs(runs: list[Run], shard: tuple[int, int]) -> list[Run]:
     return [run for run in runs if run.index % count == first]
 
 
+def read_plan_file(path: Path) -> dict[str, Any]:
+    """The validated content of a ``study_plan.json``."""
+    from yolox.study.records import PLAN_ADVICE, load_json_file, validate_plan
+
+    return validate_plan(load_json_file(path, PLAN_ADVICE), path, SELECTIONS, CORRECTIONS)
+
+
 def load_plan(study_dir: Path) -> StudyPlan:
-    """The plan of an existing study folder, or a UserError saying it is not one."""
+    """The plan of an existing study folder, or a UserError saying it is not one (or naming its bad field)."""
     path = Path(study_dir) / PLAN_FILE
     if not path.is_file():
         raise UserError(f"{study_dir} is not a study folder (no {PLAN_FILE}): give the folder tools/study.py trained into")
-    return StudyPlan.from_dict(json.loads(path.read_text()))
+    return StudyPlan.from_dict(read_plan_file(path))
 
 
 def claim_study_dir(study_dir: Path, plan: StudyPlan, force: bool) -> None:
-    """Record ``plan`` in the folder; refuse a folder made with another plan unless ``force``."""
-    path = study_dir / PLAN_FILE
-    if path.is_file() and not force:
-        stored = json.loads(path.read_text())
-        wanted = plan.to_dict()
-        differing = [key for key in wanted if stored.get(key) != wanted[key]]
-        if differing:
-            details = "; ".join(f"{key}: folder has {stored.get(key)!r}, now {wanted[key]!r}" for key in differing)
-            raise UserError(f"study folder {study_dir} was made with other settings ({details}): use another "
-                            "--study-dir, or --force to mix runs of both")
-    write_json_atomically(path, plan.to_dict())
+    """Record ``plan`` in the folder; refuse a folder made with another plan unless ``force``.
+
+    The plan file is created exclusively: of shards started at the same instant with different settings,
+    one creates it and the others compare against what it wrote.
+    """
+    path = Path(study_dir) / PLAN_FILE
+    wanted = plan.to_dict()
+    if create_json_exclusively(path, wanted):
+        return
+    stored = read_plan_file(path)
+    differing = [key for key in wanted if stored.get(key) != wanted[key]]
+    if not differing:
+        return
+    if not force:
+        details = "; ".join(f"{key}: folder has {stored.get(key)!r}, now {wanted[key]!r}" for key in differing)
+        raise UserError(f"study folder {study_dir} was made with other settings ({details}): use another "
+                        "--study-dir, or --force to mix runs of both")
+    write_json_atomically(path, wanted)
 
 
 def load_variant_exp(exp_file: str | None, exp_name: str | None, overrides: list[str]) -> Any:

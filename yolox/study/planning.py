@@ -34,7 +34,7 @@ def noise_from_pilot(pilot_dir: Path) -> Noise:
     from yolox.study.report import PRIMARY, paired_values, read_runs
 
     plan = load_plan(Path(pilot_dir))
-    runs, _, _, _ = read_runs(plan, Path(pilot_dir))
+    runs = read_runs(plan, Path(pilot_dir)).runs
     primary = {name: {seed: entry["figures"].get(PRIMARY, float("nan")) for seed, entry in by_seed.items()}
                for name, by_seed in runs.items()}
     comparisons = compare_to_baseline(paired_values(plan, primary), "none")

@@ -7,20 +7,24 @@ prints AP in % and differences in AP points (percentage points), as its headers 
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import importlib.util
 import json
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from tabulate import tabulate
 
-from yolox.core.metrics_log import METRICS_FILE, read_metrics
-from yolox.study.plan import Run, StudyPlan, load_plan, load_variant_exp
-from yolox.study.runner import RUN_FILE, exp_flags
+from yolox.core.metrics_log import METRICS_FILE, parse_metrics
+from yolox.study.costs import costs_of, measurement_note, read_variants
+from yolox.study.plan import Run, StudyPlan, load_plan
+from yolox.study.records import StudyFileError, check_eval_record, read_looks, read_run_record
+from yolox.study.runner import RUN_FILE
 from yolox.study.stats import (
     ALPHA,
     VERDICT_EQUIVALENT,
@@ -32,7 +36,7 @@ from yolox.study.stats import (
     sample_std,
     verdict_words,
 )
-from yolox.utils.files import write_json_atomically
+from yolox.utils.files import atomic_path, write_json_atomically
 from yolox.utils.run_files import LATEST_CKPT
 
 # Report column -> key in run.json's COCO "stats" (fractions; -1 means no objects of that size).
@@ -62,13 +66,25 @@ def run_figures(run_record: dict) -> dict[str, float]:
     return figures
 
 
-def epoch_curve(run_dir: Path) -> dict[int, float]:
-    """AP50:95 (fraction) by epoch from a run's metrics.jsonl; a repeated epoch (after a resume) keeps the last."""
+def epoch_curve(run_dir: Path) -> tuple[dict[int, float], list[int]]:
+    """AP50:95 (fraction) by epoch from a run's metrics.jsonl, and the numbers of its bad lines.
+
+    A repeated epoch (after a resume) keeps the last. A torn last line is dropped silently; a line that is
+    not a record, or an evaluation record without a whole epoch and an AP fraction, is a bad line.
+    """
     path = run_dir / METRICS_FILE
     if not path.is_file():
-        return {}
-    return {int(record["epoch"]): float(record["ap50_95"]) for record in read_metrics(path)
-            if record.get("kind") == "eval" and record.get("ap50_95") is not None}
+        return {}, []
+    parsed = parse_metrics(path)
+    curve, bad = {}, list(parsed.bad_lines)
+    for record, line in zip(parsed.records, parsed.record_lines):
+        if record.get("kind") != "eval":
+            continue
+        if not check_eval_record(record):
+            bad.append(line)
+        elif record.get("ap50_95") is not None:
+            curve[int(record["epoch"])] = float(record["ap50_95"])
+    return curve, sorted(bad)
 
 
 @dataclass
@@ -87,6 +103,9 @@ class StudyReport:
     bootstrap: dict[str, Any]
     effect: float | None = None
     curves: dict[str, dict[int, dict[int, float]]] = field(default_factory=dict)
+    corrupt: list[str] = field(default_factory=list)
+    bad_metrics: list[str] = field(default_factory=list)
+    cost_note: str = ""
     markdown: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,50 +113,10 @@ class StudyReport:
         return {"plan": self.plan.to_dict(), "ap_unit": "fraction", "runs": self.runs, "failures": self.failures,
                 "variants": self.variants, "comparisons": self.comparisons, "sensitivity": self.sensitivity,
                 "secondary": self.secondary, "missing": self.missing, "look": self.look, "bootstrap": self.bootstrap,
-                "effect": self.effect,
+                "effect": self.effect, "corrupt": self.corrupt, "bad_metrics": self.bad_metrics,
+                "cost_note": self.cost_note,
                 "curves": {name: {str(seed): curve for seed, curve in by_seed.items()}
                            for name, by_seed in self.curves.items()}}
-
-
-def measure_variant_costs(plan: StudyPlan, device: str, repeats: int = 30, warmup: int = 5) -> dict[str, dict[str, float]]:
-    """Params, GFLOPs and eval latency (batch 1, test size, median ms) of each variant's model.
-
-    The variants are timed in interleaved rounds, so a machine that slows down or speeds up during the
-    measurement affects them all alike.
-    """
-    import torch
-
-    from yolox.benchmarks.model import synthetic_images
-    from yolox.benchmarks.report import Summary
-    from yolox.utils.model_utils import get_model_stats
-
-    costs: dict[str, dict[str, float]] = {}
-    models = {}
-    flag, target_exp = exp_flags(plan)
-    for variant in plan.variants:
-        exp = load_variant_exp(target_exp if flag == "-f" else None, target_exp if flag == "-n" else None,
-                               [*plan.overrides, *variant.override_args()])
-        model = exp.get_model().eval()
-        stats = get_model_stats(model, tuple(exp.test_size))
-        costs[variant.name] = {"params": int(stats["params"]), "gflops": float(stats["gflops"])}
-        models[variant.name] = (model, tuple(exp.test_size))
-    targets = ["cpu"] + ([device] if device.startswith("cuda") else [])
-    for target in targets:
-        samples: dict[str, list[float]] = {name: [] for name in models}
-        placed = {name: (model.to(target), synthetic_images(1, size).to(target)) for name, (model, size) in models.items()}
-        for round_index in range(warmup + repeats):
-            for name, (model, images) in placed.items():
-                start = time.perf_counter()
-                with torch.inference_mode():
-                    model(images)
-                if target != "cpu":
-                    torch.cuda.synchronize(target)
-                if round_index >= warmup:
-                    samples[name].append(time.perf_counter() - start)
-        key = "cpu_ms" if target == "cpu" else "gpu_ms"
-        for name, values in samples.items():
-            costs[name][key] = 1000.0 * Summary.of(values).median
-    return costs
 
 
 def _mean_std(values: list[float]) -> dict[str, float | None]:
@@ -145,24 +124,44 @@ def _mean_std(values: list[float]) -> dict[str, float | None]:
     return {"mean": float(np.mean(values)) if values else None, "std": None if math.isnan(spread) else spread}
 
 
-def read_runs(plan: StudyPlan, study_dir: Path) -> tuple[dict, dict, list[str], dict]:
-    """Finished and failed run records by variant and seed, the missing runs, and the AP curves."""
-    runs: dict[str, dict[int, dict]] = {variant.name: {} for variant in plan.variants}
-    failures: dict[str, dict[int, dict]] = {variant.name: {} for variant in plan.variants}
-    curves: dict[str, dict[int, dict[int, float]]] = {variant.name: {} for variant in plan.variants}
-    missing = []
+class RecordedRuns(NamedTuple):
+    """What the run folders of a study hold, read as validated data."""
+
+    runs: dict[str, dict[int, dict]]  # finished runs by variant and seed (their run.json, with "figures")
+    failures: dict[str, dict[int, dict]]  # recorded failures: stage, iteration, reason
+    missing: list[str]  # runs not run yet, or running / interrupted
+    curves: dict[str, dict[int, dict[int, float]]]  # AP50:95 by epoch of each finished run
+    corrupt: list[str]  # runs whose run.json cannot be used: label and the one-line error
+    bad_metrics: list[str]  # metrics.jsonl files with bad lines: label, count and line numbers
+
+
+def read_runs(plan: StudyPlan, study_dir: Path) -> RecordedRuns:
+    """Finished, failed, missing and corrupt runs, the AP curves and the metrics files' bad lines."""
+    recorded = RecordedRuns({variant.name: {} for variant in plan.variants},
+                            {variant.name: {} for variant in plan.variants}, [],
+                            {variant.name: {} for variant in plan.variants}, [], [])
     for run in plan.runs(study_dir):
         record_path = run.run_dir / RUN_FILE
         if not record_path.is_file():
-            missing.append(_missing_note(run))
+            recorded.missing.append(_missing_note(run))
             continue
-        record = json.loads(record_path.read_text())
+        try:
+            record = read_run_record(record_path)
+        except StudyFileError as err:
+            recorded.corrupt.append(f"{run.label}: {err}")
+            continue
         if record.get("status", "done") == "failed":
-            failures[run.variant.name][run.seed] = {key: record.get(key) for key in ("stage", "iteration", "reason")}
+            recorded.failures[run.variant.name][run.seed] = {key: record.get(key)
+                                                             for key in ("stage", "iteration", "reason")}
             continue
-        runs[run.variant.name][run.seed] = {**record, "figures": run_figures(record)}
-        curves[run.variant.name][run.seed] = epoch_curve(run.run_dir)
-    return runs, failures, missing, curves
+        recorded.runs[run.variant.name][run.seed] = {**record, "figures": run_figures(record)}
+        curve, bad_lines = epoch_curve(run.run_dir)
+        recorded.curves[run.variant.name][run.seed] = curve
+        if bad_lines:
+            shown = ", ".join(map(str, bad_lines[:5])) + (", ..." if len(bad_lines) > 5 else "")
+            recorded.bad_metrics.append(f"{run.label}/{METRICS_FILE}: {len(bad_lines)} bad line(s) skipped "
+                                        f"(line {shown})")
+    return recorded
 
 
 def _variant_rows(plan: StudyPlan, runs: dict, failures: dict, costs: dict) -> list[dict[str, Any]]:
@@ -213,7 +212,7 @@ def _worst_of_seed_imputed(plan: StudyPlan, runs: dict, failures: dict) -> dict[
 def build_looks(study_dir: Path, plan: StudyPlan, comparisons: list[dict]) -> dict[str, Any]:
     """Log this report as a look in ``looks.json``; say whether seeds were added after an earlier look."""
     path = study_dir / LOOKS_FILE
-    looks = json.loads(path.read_text()) if path.is_file() else []
+    looks = read_looks(path) if path.is_file() else []
     earlier_seed_lists = [look["plan_seeds"] for look in looks]
     added_after_look = any(set(seeds) < set(plan.seeds) for seeds in earlier_seed_lists)
     look = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "number": len(looks) + 1,
@@ -276,18 +275,24 @@ def bootstrap_comparisons(study_dir: Path, plan: StudyPlan, runs: dict, comparis
             "seconds": round(time.perf_counter() - start, 2)}
 
 
-def build_report(study_dir: Path, device: str = "cpu", costs: dict[str, dict[str, float]] | None = None,
+def build_report(study_dir: Path, costs: dict[str, dict[str, float]] | None = None,
                  effect_points: float | None = None, log_look: bool = True, bootstrap: int = 1000) -> StudyReport:
-    """Aggregate the recorded runs of ``study_dir``; ``costs`` replaces the measured params/latency (tests).
+    """Aggregate what ``study_dir`` recorded; ``costs`` replaces the recorded params/latency (tests).
 
+    Reads only the study's own files (never an exp file): the params, GFLOPs and latency come from the
+    record the study command made (``study_variants.json``).
     ``effect_points`` (AP points) asks for the seeds each comparison needs to find that effect; ``log_look``
     appends this report to ``looks.json``; ``bootstrap`` replicates of the two-level bootstrap (0: off).
     """
     study_dir = Path(study_dir)
     plan = load_plan(study_dir)
-    runs, failures, missing, curves = read_runs(plan, study_dir)
+    recorded = read_runs(plan, study_dir)
+    runs, failures = recorded.runs, recorded.failures
     if costs is None:
-        costs = measure_variant_costs(plan, device)
+        variants = read_variants(study_dir)
+        costs, cost_note = costs_of(variants or {}), measurement_note(variants)
+    else:
+        cost_note = "Params, GFLOPs and latency: given to the report."
     effect = None if effect_points is None else effect_points / 100.0
     primary = {name: {seed: entry["figures"].get(PRIMARY, float("nan")) for seed, entry in by_seed.items()}
                for name, by_seed in runs.items()}
@@ -320,7 +325,8 @@ def build_report(study_dir: Path, device: str = "cpu", costs: dict[str, dict[str
     for entry in sensitivity:
         entry["verdict_words"] = verdict_words(entry["verdict"], 100 * plan.margin)
     report = StudyReport(plan, runs, failures, _variant_rows(plan, runs, failures, costs), comparisons, sensitivity,
-                         secondary_table, missing, look, resampling, effect, curves)
+                         secondary_table, recorded.missing, look, resampling, effect, recorded.curves, recorded.corrupt,
+                         recorded.bad_metrics, cost_note)
     report.markdown = render_markdown(report)
     return report
 
@@ -383,7 +389,7 @@ def render_markdown(report: StudyReport) -> str:
     plan = report.plan
     total = len(plan.variants) * len(plan.seeds)
     failed = sum(len(by_seed) for by_seed in report.failures.values())
-    done = total - len(report.missing) - failed
+    done = total - len(report.missing) - failed - len(report.corrupt)
     overrides = " ".join(plan.overrides) or "(none)"
     margin = f"margin +-{100 * plan.margin:g} AP points" if plan.margin > 0 else "no margin (--margin 0)"
     lines = [f"# Study of {plan.exp_name}", "",
@@ -407,7 +413,7 @@ def render_markdown(report: StudyReport) -> str:
         table.append(cells)
     lines += ["AP in % (mean +- sd over seeds); best - last: the best checkpoint's AP50:95 minus the last one's; latency: "
               "model forward, batch 1 at the test size, median of interleaved rounds; train time: mean wall time of a run.",
-              "", tabulate(table, headers, tablefmt="github", disable_numparse=True), ""]
+              "", tabulate(table, headers, tablefmt="github", disable_numparse=True), "", report.cost_note, ""]
     correction = CORRECTION_NAMES[plan.correction]
     tested = sum(entry["p"] is not None for entry in report.comparisons)
     resampling = report.bootstrap
@@ -484,24 +490,36 @@ def render_markdown(report: StudyReport) -> str:
         lines.append(note)
     if report.missing:
         lines += ["", "Missing runs (reported without them): " + "; ".join(report.missing) + "."]
+    if report.corrupt:
+        lines += ["", "Corrupt runs (not counted; the study command trains them again): "
+                  + "; ".join(report.corrupt)]
+    if report.bad_metrics:
+        lines += ["", "Bad lines in metrics files (skipped in the curves): " + "; ".join(report.bad_metrics) + "."]
     return "\n".join(lines) + "\n"
 
 
 def write_report(report: StudyReport, study_dir: Path) -> list[Path]:
-    """Write study.md, study.csv, study.json and (with matplotlib) study.png; return the paths written."""
+    """Write study.md, study.csv, study.json and (with matplotlib) study.png; return the paths written.
+
+    Each file is written to a temporary beside it, and they are renamed into place only once all of them
+    were written: a report that fails midway (a full disk) leaves the previous report whole.
+    """
     study_dir = Path(study_dir)
     paths = [study_dir / "study.md", study_dir / "study.csv", study_dir / "study.json"]
-    markdown = report.markdown
     plot_path = study_dir / "study.png"
-    if not write_plot(report, plot_path):
-        markdown += f"\n{PLOT_HINT}\n"
-    else:
-        markdown += ("\nPlots: study.png (AP50:95 against CPU latency; AP50:95 by epoch, mean and min-max over seeds; "
-                     "the paired differences with their intervals).\n")
-        paths.append(plot_path)
-    paths[0].write_text(markdown)
-    _write_csv(report, paths[1])
-    write_json_atomically(paths[2], report.to_dict())
+    with contextlib.ExitStack() as renames:
+        markdown_file, csv_file, json_file = (renames.enter_context(atomic_path(path)) for path in paths)
+        markdown = report.markdown
+        if importlib.util.find_spec("matplotlib") is not None:
+            write_plot(report, renames.enter_context(atomic_path(plot_path)))
+            markdown += ("\nPlots: study.png (AP50:95 against CPU latency; AP50:95 by epoch, mean and min-max over "
+                         "seeds; the paired differences with their intervals).\n")
+            paths.append(plot_path)
+        else:
+            markdown += f"\n{PLOT_HINT}\n"
+        markdown_file.write_text(markdown, encoding="utf-8")
+        _write_csv(report, csv_file)
+        json_file.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
     return paths
 
 
@@ -545,15 +563,13 @@ def _write_csv(report: StudyReport, path: Path) -> None:
             writer.writerow(line)
 
 
-def write_plot(report: StudyReport, path: Path) -> bool:
-    """AP vs latency, AP by epoch, and the paired differences with intervals; False without matplotlib."""
-    try:
-        import matplotlib
+def write_plot(report: StudyReport, path: Path) -> None:
+    """AP vs latency, AP by epoch, and the paired differences with intervals, as a PNG (needs matplotlib)."""
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     figure, (cost_axis, curve_axis, diff_axis) = plt.subplots(1, 3, figsize=(16, 4.4))
     for row in report.variants:
         ap = row["AP50:95"]
@@ -591,6 +607,5 @@ def write_plot(report: StudyReport, path: Path) -> bool:
     diff_axis.set_xlabel(f"AP50:95 difference to {report.plan.baseline} (AP points)")
     diff_axis.set_title(f"paired differences and {CORRECTION_NAMES[report.plan.correction]} intervals")
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
+    figure.savefig(path, dpi=90, format="png")  # the path may be a temporary without the .png suffix
     plt.close(figure)
-    return True

@@ -1,6 +1,6 @@
 """Run a study's (variant, seed) pairs with the project's own train and eval commands, restartably.
 
-A run is finished when ``run.json`` exists in its folder: ``status: done`` after its final and best
+A run is finished when a valid ``run.json`` exists in its folder: ``status: done`` after its final and best
 checkpoints were scored (the plan's ``select`` names the one the study compares, its detections are kept in
 ``detections.npz``), or ``status: failed`` with the stage, iteration and reason. A run with
 ``latest_ckpt.pth`` but no ``run.json`` was interrupted and continues with ``--resume`` (the trainer's exact
@@ -24,6 +24,7 @@ from typing import Any
 from loguru import logger
 
 from yolox.core.metrics_log import METRICS_FILE, read_metrics
+from yolox.study import records
 from yolox.study.plan import Run, StudyPlan
 from yolox.utils.files import write_json_atomically
 from yolox.utils.run_files import LATEST_CKPT, trained_checkpoints
@@ -71,14 +72,18 @@ def eval_argv(plan: StudyPlan, run: Run, ckpt: Path, device: str, devices: int |
 
 
 def read_run_record(run: Run) -> dict | None:
-    """The run's ``run.json``, or None when it has none."""
+    """The run's validated ``run.json``, or None when it has none (a bad one is a StudyFileError)."""
     path = run.run_dir / RUN_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    return records.read_run_record(path) if path.is_file() else None
 
 
 def run_status(run: Run) -> str:
-    """``done``, ``failed`` (a recorded failure), ``interrupted`` (has a checkpoint to resume) or ``todo``."""
-    record = read_run_record(run)
+    """``done``, ``failed`` (a recorded failure), ``corrupt`` (an unreadable run.json: not done),
+    ``interrupted`` (has a checkpoint to resume) or ``todo``."""
+    try:
+        record = read_run_record(run)
+    except records.StudyFileError:
+        return "corrupt"
     if record is not None:
         return "failed" if record.get("status") == "failed" else "done"
     if (run.run_dir / LATEST_CKPT).is_file():
@@ -86,9 +91,18 @@ def run_status(run: Run) -> str:
     return "todo"
 
 
+def corrupt_record_error(run: Run) -> str:
+    """The one-line error of a run whose run.json cannot be used."""
+    try:
+        read_run_record(run)
+    except records.StudyFileError as err:
+        return str(err)
+    return ""
+
+
 def _load_sessions(run: Run) -> list[dict]:
     path = run.run_dir / SESSIONS_FILE
-    return json.loads(path.read_text()) if path.is_file() else []
+    return records.read_sessions(path) if path.is_file() else []
 
 
 def _close_open_sessions(run: Run, sessions: list[dict]) -> list[dict]:
@@ -168,12 +182,12 @@ def failure_iteration(run: Run, reason: str) -> int | None:
     return max(iterations) if iterations else None
 
 
-def _archive_failed_record(run: Run) -> None:
-    """Keep a failed attempt's record as failed_attempt<k>.json before the run is tried again."""
+def _archive_record(run: Run, prefix: str) -> None:
+    """Keep a failed or corrupt record as <prefix><k>.json before the run is tried again."""
     record = run.run_dir / RUN_FILE
     if record.is_file():
-        attempt = 1 + len(list(run.run_dir.glob("failed_attempt*.json")))
-        record.replace(run.run_dir / f"failed_attempt{attempt}.json")
+        attempt = 1 + len(list(run.run_dir.glob(f"{prefix}*.json")))
+        record.replace(run.run_dir / f"{prefix}{attempt}.json")
 
 
 @dataclass(frozen=True)
@@ -220,8 +234,8 @@ def execute_run(
     Ctrl-C and a user error (a setting to fix) stop the study instead (``stopped``), with nothing recorded.
     """
     status = run_status(run)
-    if status == "failed":
-        _archive_failed_record(run)
+    if status in ("failed", "corrupt"):
+        _archive_record(run, "failed_attempt" if status == "failed" else "corrupt_run")
         status = run_status(run)
     run.run_dir.mkdir(parents=True, exist_ok=True)
     sessions = _close_open_sessions(run, _load_sessions(run))

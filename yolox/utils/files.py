@@ -59,3 +59,28 @@ def write_text_atomically(path: str | os.PathLike, text: str) -> None:
 def write_json_atomically(path: str | os.PathLike, data: Any, indent: int | None = 2) -> None:
     """Write ``data`` as JSON to a temporary file beside ``path`` and rename it into place."""
     write_text_atomically(path, json.dumps(data, indent=indent) + "\n")
+
+
+def create_json_exclusively(path: str | os.PathLike, data: Any, indent: int | None = 2) -> bool:
+    """Create ``path`` holding ``data`` as JSON only if it does not exist yet; False when it already did.
+
+    The whole file is written to a temporary first and then hard-linked to ``path``: the link fails when
+    ``path`` exists, so of several processes creating it at once exactly one wins, and nobody ever sees it
+    half written.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=target.parent)
+    temporary = Path(name)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(json.dumps(data, indent=indent) + "\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o666 & ~current_umask())
+        os.link(temporary, target)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        temporary.unlink(missing_ok=True)
