@@ -13,6 +13,10 @@ FORBIDDEN_ABOVE = {
     "utils": ("yolox.cli", "yolox.benchmarks", "yolox.core", "yolox.evaluators", "yolox.exp", "yolox.study"),
     "core": ("yolox.cli", "yolox.benchmarks", "yolox.study"),
     "evaluators": ("yolox.cli", "yolox.benchmarks", "yolox.study", "yolox.core"),
+    # The commands are the top layer: what a study, a benchmark or an exp needs lives below them.
+    "study": ("yolox.cli",),
+    "benchmarks": ("yolox.cli",),
+    "exp": ("yolox.cli",),
 }
 
 # The one exception: the official YOLOX API puts its model factories (create_yolox_model, yolox_s, ...) at
