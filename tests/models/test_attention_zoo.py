@@ -23,6 +23,27 @@ def test_newton_schulz_square_root_matches_eigh_on_a_well_conditioned_matrix():
     assert torch.allclose(approximate @ approximate, matrix, rtol=1e-3, atol=1e-3)
 
 
+def _relative_error_on_white_features(channels: int, iterations: int = 5) -> float:
+    """Newton-Schulz against the eigendecomposition's square root, for the covariance of white features."""
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(channels, 1024, generator=generator, dtype=torch.float64)
+    centred = features - features.mean(dim=1, keepdim=True)
+    covariance = centred @ centred.T / 1024 + 1e-5 * torch.eye(channels, dtype=torch.float64)
+    eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+    exact = eigenvectors @ torch.diag(eigenvalues.sqrt()) @ eigenvectors.T
+    return ((newton_schulz_sqrt(covariance, iterations) - exact).norm() / exact.norm()).item()
+
+
+@pytest.mark.parametrize("channels, error", [(64, 0.24), (128, 0.39), (256, 0.53), (512, 0.63)])
+def test_five_newton_schulz_iterations_leave_the_documented_error(channels, error):
+    """SOCA's docstring states these figures: an approximation that worsens with the channel count."""
+    assert _relative_error_on_white_features(channels) == pytest.approx(error, abs=0.01)
+
+
+def test_ten_newton_schulz_iterations_come_close_at_512_channels():
+    assert _relative_error_on_white_features(512, iterations=10) < 0.04
+
+
 @pytest.mark.parametrize("height, width", [(40, 70), (20, 20), (1, 50), (33, 7)])
 def test_soca_pooling_is_adaptive_average_pooling_capped_at_32(height, width):
     x = torch.randn(2, 3, height, width)
@@ -222,3 +243,32 @@ def test_exp_position_defaults_repr_and_meta():
         exp.merge(["attention_levels", "dark4"])
     with pytest.raises(UserError, match="position 'middle' is unknown"):
         get_exp(exp_name="yolox-nano").merge(["attention_position", "middle"])
+
+
+def test_ema_weighting_of_the_local_branch_is_the_groupnorm_bias():
+    """The 1x1 branch is zero-mean per channel after its GroupNorm, so its global mean is the learnt bias."""
+    torch.manual_seed(0)
+    block = build_attention("ema", 64, groups=8).eval()
+    with torch.no_grad():
+        block.norm.bias.uniform_(-1.0, 1.0)
+    means = []
+    block.norm.register_forward_hook(lambda module, inputs, output: means.append(output.mean(dim=(2, 3))))
+    with torch.no_grad():
+        block(torch.randn(2, 64, 9, 13))
+        block(3 * torch.randn(1, 64, 5, 6) + 1)
+    for mean in means:
+        assert torch.allclose(mean, block.norm.bias.expand_as(mean), atol=1e-5)
+
+
+def test_newton_schulz_on_correlated_features_is_closer():
+    generator = torch.Generator().manual_seed(0)
+    for channels in (64, 512):
+        signal = torch.randn(channels, 16, generator=generator, dtype=torch.float64)
+        features = signal @ torch.randn(16, 1024, generator=generator, dtype=torch.float64)
+        features = features + 0.3 * torch.randn(channels, 1024, generator=generator, dtype=torch.float64)
+        centred = features - features.mean(dim=1, keepdim=True)
+        covariance = centred @ centred.T / 1024 + 1e-5 * torch.eye(channels, dtype=torch.float64)
+        eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+        exact = eigenvectors @ torch.diag(eigenvalues.sqrt()) @ eigenvectors.T
+        error = ((newton_schulz_sqrt(covariance) - exact).norm() / exact.norm()).item()
+        assert 0.06 < error < 0.09, (channels, error)

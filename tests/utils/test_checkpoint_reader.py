@@ -71,3 +71,13 @@ def test_recorded_settings_are_checked_first(tmp_path: Path) -> None:
     torch.save({"model": tiny_detector(3).state_dict(), "meta": {"attention": "se"}}, path)
     with pytest.raises(UserError, match="trained with se"):
         load_exact_weights(tiny_detector(3), path, tiny_exp(meta_error="trained with se"))
+
+
+def test_in_block_attention_of_a_resnet_counts_as_attention(tmp_path: Path) -> None:
+    """A ResNet checkpoint with attention inside its residual blocks (``*.attention.*``) is no 'no attention' one."""
+    path = tmp_path / "resnet_block_attention.pth"
+    state = tiny_detector(3).state_dict()
+    state["backbone.backbone.layer3.0.attention.conv_reduce.weight"] = torch.zeros(2, 4, 1, 1)
+    torch.save({"model": state}, path)
+    with pytest.raises(UserError, match="num_classes=3 and attention weights"):
+        load_exact_weights(tiny_detector(3), path, tiny_exp(3))

@@ -27,6 +27,7 @@ from torch import nn
 from torchvision.models import resnet as tv_resnet
 
 from yolox.models.attention import attention_rng, build_attention
+from yolox.utils.checkpoint import load_checkpoint_file
 from yolox.utils.errors import UserError
 from yolox.utils.model_utils import fuse_conv_and_bn
 
@@ -353,9 +354,9 @@ class WeightsLoadReport:
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read a state dict (plain, or under a ``state_dict``/``model`` key) from ``path``."""
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise UserError(f"backbone_weights {path}: cannot be read as a torch state dict ({err})") from err
+        content = load_checkpoint_file(path)
+    except UserError as err:
+        raise UserError(f"backbone_weights {path}: cannot be read as a torch state dict ({err})") from None
     for wrapper_key in ("state_dict", "model"):
         if isinstance(content, Mapping) and isinstance(content.get(wrapper_key), Mapping):
             content = content[wrapper_key]

@@ -165,8 +165,9 @@ def checkpoint_state_dict(ckpt: dict) -> dict[str, torch.Tensor]:
 def _checkpoint_build(state: dict[str, torch.Tensor]) -> tuple[int | None, bool]:
     """The class count and whether attention weights are present, read from a state dict's names and shapes."""
     head = state.get(HEAD_CLASS_KEY)
-    # Attention blocks live in modules named attn (neck) or <place>_attn (e.g. neck_attn of the ResNet trunks).
-    has_attention = any(part.endswith("attn") for name in state for part in name.split(".")[:-1])
+    # Attention blocks live in modules named attn / <place>_attn (the neck's: attn, neck_attn) or attention
+    # (inside a ResNet residual block: backbone.backbone.layer3.0.attention.*).
+    has_attention = any(part.endswith("attn") or part == "attention" for name in state for part in name.split(".")[:-1])
     return (int(head.shape[0]) if head is not None else None), has_attention
 
 
