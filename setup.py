@@ -29,10 +29,14 @@ setup(
     packages=find_packages(include=("yolox", "yolox.*")),
     python_requires=">=3.10",
     install_requires=read_requirements(),
+    entry_points={"console_scripts": ["yolox = yolox.cli.main:main"]},
     extras_require={
         # The W&B and MLflow clients install in seconds; with them the logger tests run instead of skipping.
-        "dev": ["pytest", "ruff", "onnx", "onnxruntime", "wandb", "mlflow-skinny", "matplotlib", "statsmodels", "pyyaml"],
+        "dev": ["pytest", "ruff", "onnx", "onnxruntime", "wandb", "mlflow-skinny", "matplotlib", "statsmodels", "pyyaml",
+                "tensorboard"],
         "onnx": ["onnx", "onnxruntime"],
+        # `yolox export-onnx --simplify`; onnxsim builds from source where no wheel fits, so it stays optional.
+        "onnxsim": ["onnx", "onnxsim"],
         "tensorboard": ["tensorboard"],
         "fast-eval": ["faster-coco-eval"],
         "plot": ["matplotlib"],

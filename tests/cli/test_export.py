@@ -230,3 +230,23 @@ def test_export_to_a_read_only_folder_is_one_clear_error(tmp_path, tiny_model, s
     message = str(caught.value)
     assert message == f"cannot write the export {target}: the folder is on a read-only file system; " \
                       "choose another output path"
+
+
+def test_official_batch_flags_fix_or_free_the_batch_axis(tmp_path, checkpoint, capsys):
+    """As in the official exporter: ``--batch-size N`` alone fixes the batch at N, ``--dynamic`` keeps it free."""
+    import onnx
+
+    main = load_tool("export_onnx").main
+    opts = [*TINY_OPTS, "attention", "cbam"]
+    batch_axes = {}
+    for name, flags in (("fixed", ["--batch-size", "2"]), ("dynamic", ["--dynamic", "--batch-size", "2"]),
+                        ("default", []), ("no_onnxsim", ["--no-onnxsim"])):
+        path = tmp_path / f"{name}.onnx"
+        assert main(["-n", "yolox-s", "-c", str(checkpoint), "--output-name", str(path), *flags, *opts]) == 0
+        batch_axes[name] = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim[0]
+    assert batch_axes["fixed"].dim_value == 2 and not batch_axes["fixed"].dim_param
+    assert [batch_axes[name].dim_param for name in ("dynamic", "default", "no_onnxsim")] == ["batch"] * 3
+    assert read_onnx_metadata(tmp_path / "fixed.onnx")["dynamic_batch"] is False
+    assert "batch 2" in capsys.readouterr().out
+    assert main(["-n", "yolox-s", "-c", str(checkpoint), "--simplify", "--no-onnxsim", *opts]) == 2
+    assert "contradict" in capsys.readouterr().err

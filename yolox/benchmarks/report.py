@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from tabulate import tabulate
 
+from yolox.utils.files import write_text_atomically
+
 
 def time_repeated(fn: Callable[[], Any], repeats: int, warmup: int) -> list[float]:
     """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times; returns the seconds of each timed call."""
@@ -102,8 +104,7 @@ class BenchmarkReport:
     def write_json(self, path: str | None) -> Path:
         """Write the report to ``path`` (default ``benchmark_<name>.json`` here); returns the path."""
         target = Path(path) if path else Path(f"benchmark_{self.name.replace('-', '_')}.json")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(self.as_dict(), indent=2, default=_plain) + "\n", encoding="utf-8")
+        write_text_atomically(target, json.dumps(self.as_dict(), indent=2, default=_plain) + "\n")
         return target
 
 

@@ -15,12 +15,25 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import cv2
 import torch
 
 from yolox.benchmarks.report import BenchmarkReport
-from yolox.cli.common import add_exp_arguments, add_tsize_argument, exp_from_args, run_command, tsize_from_args
+from yolox.cli.common import (
+    DefaultsHelpFormatter,
+    add_exp_arguments,
+    add_tsize_argument,
+    check_output_file,
+    check_output_folder,
+    command_parser,
+    exp_from_args,
+    non_negative_int,
+    positive_int,
+    run_command,
+    tsize_from_args,
+)
 from yolox.utils.errors import UserError
 from yolox.utils.protocols import BenchmarkExpLike
 
@@ -40,9 +53,9 @@ def subcommand(name: str, help_text: str, add_arguments: Callable[[argparse.Argu
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags every benchmark shares: which exp and size, repetitions, threads and where the JSON goes."""
     add_tsize_argument(parser, default_text="the exp's input_size for training, test_size otherwise")
-    parser.add_argument("--repeats", type=int, default=5, help="timed repetitions after warm-up")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed warm-up repetitions")
-    parser.add_argument("--threads", type=int, default=None, help="torch and OpenCV threads (default: unchanged)")
+    parser.add_argument("--repeats", type=positive_int, default=5, help="timed repetitions after warm-up")
+    parser.add_argument("--warmup", type=non_negative_int, default=2, help="untimed warm-up repetitions")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch and OpenCV threads (default: unchanged)")
     parser.add_argument("--json", default=None, help="JSON report path (default: ./benchmark_<name>.json)")
     # The models are measured with their initial weights, so there is no -c.
     add_exp_arguments(parser, ckpt_help=None, default_name="yolox-s")
@@ -76,8 +89,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
                         help="COCO-format folder (annotations/ + images); default: a generated temporary set")
     parser.add_argument("--workers", default="0,N", help="worker counts to measure, e.g. 0,2 (N: the exp's, "
                                                          "at most the CPU count)")
-    parser.add_argument("--batch-size", type=int, default=8, help="images per batch")
-    parser.add_argument("--batches", type=int, default=8, help="batches per timed repetition")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="images per batch")
+    parser.add_argument("--batches", type=positive_int, default=8, help="batches per timed repetition")
     parser.add_argument("--images", type=int, default=64, help="images in the generated set")
 
 
@@ -130,7 +143,7 @@ def add_latency_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     parser.add_argument("--attention", default="none",
                         help="none, all (none + every registered block, with the overhead ratio) or a comma list")
-    parser.add_argument("--batch-size", type=int, default=1, help="images per forward")
+    parser.add_argument("--batch-size", type=positive_int, default=1, help="images per forward")
     parser.add_argument("--no-postprocess", action="store_true", help="time the forward only, without NMS")
     parser.add_argument("--fuse", action="store_true", help="fold BatchNorm into the convolutions first")
     parser.set_defaults(repeats=10, warmup=3)
@@ -161,7 +174,7 @@ def parse_box_range(text: str) -> tuple[int, int]:
 def add_train_step_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of the training step benchmark."""
     add_model_arguments(parser)
-    parser.add_argument("--batch-size", type=int, default=4, help="images per step")
+    parser.add_argument("--batch-size", type=positive_int, default=4, help="images per step")
     parser.add_argument("--boxes", default="10,30", help="range of boxes per synthetic image, e.g. 10,30")
     parser.add_argument("--default-allocator", action="store_true",
                         help="leave glibc malloc as it is (by default big freed buffers stay mapped, as in training)")
@@ -189,7 +202,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of the COCO evaluation benchmark."""
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--images", type=int, default=80, help="images in the generated shapes evaluation set")
-    parser.add_argument("--batch-size", type=int, default=8, help="images per inference batch")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="images per inference batch")
     parser.add_argument("--test-conf", type=float, default=0.001, help="score threshold (low: many detections)")
     parser.set_defaults(name="yolox-nano", tsize=(416, 416), repeats=3, warmup=1)
 
@@ -220,7 +233,7 @@ def add_gpu_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of the GPU benchmark."""
     parser.add_argument("--models", default="yolox-s,yolox-nano", help="comma list of exp names to measure")
     parser.add_argument("--device", default="cuda", help="cuda or cuda:N (cpu only for a smoke run at a small --tsize)")
-    parser.add_argument("--batch-size", type=int, default=64, help="training images per step (evaluation: --eval-batches)")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="training images per step (evaluation: --eval-batches)")
     parser.add_argument("--eval-batches", default="1,64", help="evaluation batch sizes, e.g. 1,64")
     parser.add_argument("--workers", type=int, default=None, help="loader workers end to end (default: all CPU cores)")
     parser.add_argument("--images", type=int, default=128, help="generated JPEGs for the end-to-end runs")
@@ -307,17 +320,21 @@ def headline(row: dict[str, object]) -> dict[str, object]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser with one sub-parser per registered benchmark."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_parser("yolox benchmark", __doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(SUBCOMMANDS) + "}")
     for name, (help_text, add_arguments, _) in SUBCOMMANDS.items():
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub = commands.add_parser(name, help=help_text, description=help_text, formatter_class=DefaultsHelpFormatter,
+                                  allow_abbrev=False)
         add_common_arguments(sub)
         add_arguments(sub)  # after the shared flags, so that its set_defaults (e.g. -n for eval) win
     return parser
 
 
 def run_and_report(args: argparse.Namespace) -> None:
-    """Run the chosen benchmark, print its table and write its JSON report."""
+    """Run the chosen benchmark, print its table and write its JSON report (its path checked before measuring)."""
+    check_output_file(Path(args.json or f"benchmark_{args.command.replace('-', '_')}.json"), "--json")
+    if args.command == "all":
+        check_output_folder(Path(args.json_dir), "--json-dir")
     report = SUBCOMMANDS[args.command][2](args)
     print(f"benchmark {report.name}: " + ", ".join(f"{key}={value}" for key, value in report.settings.items()))
     print(report.table())

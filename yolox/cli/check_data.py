@@ -9,17 +9,26 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from yolox.cli.common import EXIT_FAILED, EXIT_OK, USER_ERRORS, add_exp_arguments, exp_from_args, run_command
+from yolox.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    USER_ERRORS,
+    add_exp_arguments,
+    command_parser,
+    exp_from_args,
+    positive_int,
+    run_command,
+)
 
 SHOWN_PER_KIND = 20
 
 
 def make_parser() -> argparse.ArgumentParser:
     """The command-line flags: the exp flags and the number of decoding threads."""
-    parser = argparse.ArgumentParser(
-        "yolox check_data",
-        description="Decode every training and validation image of an exp and report all problems at once.")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="decoding threads (default: CPUs)")
+    parser = command_parser(
+        "yolox check-data", "Decode every training and validation image of an exp and report all problems at once.")
+    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
+                        help="decoding threads (default: the CPU count)")
     add_exp_arguments(parser, ckpt_help=None)
     return parser
 
@@ -40,7 +49,7 @@ def check_split(name: str, build: Callable[[], Any], workers: int) -> tuple[int,
     finally:
         logger.remove(sink)
     records = dataset.records
-    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         found = list(pool.map(image_problem, records))
     problems = [f"{name}: warning: {text}" for text in warnings]
     by_kind: dict[str, list[str]] = {}
@@ -78,6 +87,8 @@ def check_data(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and check the data; 0 when every image decodes, 1 when some do not, 2 for a user error."""
     args = make_parser().parse_args(argv)
-    outcome: dict[str, int] = {}
-    status = run_command(lambda: outcome.update(code=check_data(args)))
-    return outcome.get("code", status)
+    return run_command(lambda: check_data(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

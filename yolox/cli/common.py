@@ -1,16 +1,32 @@
-"""What every command shares: the exp flags, building the exp from them, ``--tsize``, errors and exit codes.
+"""What every command shares: its parser, the exp flags, building the exp from them, ``--tsize``, the
+distributed flags, and (from ``yolox.utils.errors``) the one runner with its exit codes.
 
 Only argparse is imported at module level, so that a command's ``--help`` stays quick (no torch).
+
+Flag spelling: a flag of the official YOLOX keeps its official spelling (``--exp_file``, ``--num_machines``,
+``--save_result``); every flag of this project is kebab-case (``--save-dir``), with an old snake_case spelling
+kept as an alias.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from yolox.utils.errors import UserError
+from yolox.utils.errors import (  # noqa: F401  (re-exported: the commands import them from here)
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USER_ERROR,
+    USER_ERRORS,
+    CommandFailed,
+    UserError,
+    report_error,
+    run_command,
+)
 from yolox.utils.protocols import ExpLike
 from yolox.utils.run_files import BEST_CKPT
 
@@ -19,12 +35,97 @@ if TYPE_CHECKING:
     from torch import nn
 
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
-# Mistakes the user can fix from the message alone: printed in one line, exit code 2, no traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (UserError, FileNotFoundError)
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Adds ``(default: X)`` to a flag's help unless the help already speaks of its default or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, argparse.SUPPRESS) or action.nargs == 0:
+            return text
+        if not action.option_strings and action.nargs not in ("?", "*"):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are one line (not the usage block), with exit code 2."""
+
+    def error(self, message: str) -> None:
+        """Print ``<prog>: error: <message>`` and where the flags are listed, then exit with code 2."""
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (flags: {self.prog} --help)\n")
+
+
+def command_parser(prog: str, description: str, **kwargs: object) -> argparse.ArgumentParser:
+    """The parser of the command ``prog`` (e.g. ``yolox train``): defaults in ``--help``, no abbreviated flags.
+
+    Abbreviations are off so that an official flag such as ``--dynamic`` is never read as another flag's prefix.
+    """
+    return CommandParser(prog, description=description, formatter_class=DefaultsHelpFormatter, allow_abbrev=False,
+                         **kwargs)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    return _bounded_int(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer of at least 0."""
+    return _bounded_int(text, 0)
+
+
+def _bounded_int(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"{value} is below {low}: give an integer of at least {low}")
+    return value
+
+
+def add_distributed_arguments(parser: argparse.ArgumentParser, devices_default: int | None, devices_help: str) -> None:
+    """Add the official process flags (``-d``, ``--num_machines``, ``--machine_rank``, ``--dist-url``,
+    ``--dist-backend``) and ``--device``."""
+    parser.add_argument("-d", "--devices", type=positive_int, default=devices_default, help=devices_help)
+    parser.add_argument("--num_machines", type=positive_int, default=1, help="machines taking part")
+    parser.add_argument("--machine_rank", type=non_negative_int, default=0, help="rank of this machine")
+    parser.add_argument("--dist-url", type=str, default=None,
+                        help="tcp://<host of machine 0>:<port> for several machines (one machine: a free local port)")
+    parser.add_argument("--dist-backend", type=str, default=None, choices=("nccl", "gloo"),
+                        help="default: nccl on CUDA, gloo on CPU")
+    parser.add_argument("--device", type=str, default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+
+
+def distributed_backend(args: argparse.Namespace, device: torch.device) -> str:
+    """The ``--dist-backend`` asked for, else NCCL on CUDA and gloo on CPU."""
+    return args.dist_backend or ("nccl" if device.type == "cuda" else "gloo")
+
+
+def check_output_folder(path: Path, flag: str) -> None:
+    """Raise a :class:`UserError` now, before any work, when ``path`` cannot become the output folder of ``flag``."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path} is a file, not a folder: give a folder (it is created when missing)")
+    _check_writable_parent(path, flag)
+
+
+def check_output_file(path: Path, flag: str) -> None:
+    """Raise a :class:`UserError` now, before any work, when the file ``path`` of ``flag`` cannot be written."""
+    if path.is_dir():
+        raise UserError(f"{flag} {path} is a folder: give a file name such as {path / 'report.json'}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UserError(f"{flag} {path} is read-only: give a writable path")
+    _check_writable_parent(path.parent, flag, path)
+
+
+def _check_writable_parent(folder: Path, flag: str, target: Path | None = None) -> None:
+    """The nearest existing folder of ``folder`` (itself included) must be a writable folder."""
+    target = target or folder
+    existing = next(candidate for candidate in (folder.absolute(), *folder.absolute().parents) if candidate.exists())
+    if not existing.is_dir():
+        raise UserError(f"{flag} {target}: {existing} is a file, not a folder: give a path inside a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {target} cannot be written ({existing} is read-only): give a writable path")
 
 
 def add_exp_arguments(
@@ -82,8 +183,6 @@ def load_exp_model(
     exp: ExpLike, ckpt: str | None, device: torch.device, fuse: bool = False
 ) -> tuple[nn.Module, tuple[str, ...] | None]:
     """The exp's model in eval mode with the weights of ``ckpt`` (default: the run's best_ckpt.pth), and class names."""
-    from pathlib import Path
-
     from yolox.data.datasets import COCO_CLASSES
     from yolox.utils.checkpoint import default_checkpoint
     from yolox.utils.predictor import load_inference_model, resolve_class_names
@@ -94,7 +193,9 @@ def load_exp_model(
 
 
 def add_export_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
-    """Add the flags both exporters share: ``--decode_in_inference``, ``--tsize`` and the exp flags, last."""
+    """Add the flags both exporters share: ``--batch-size``, ``--decode_in_inference``, ``--tsize``, the exp flags."""
+    parser.add_argument("--batch-size", type=positive_int, default=None,
+                        help=f"batch of the example input the {kind} is traced with (default: 1)")
     parser.add_argument("--decode_in_inference", action="store_true",
                         help=f"decode boxes inside the {kind} (else the output holds raw offsets per anchor)")
     add_tsize_argument(parser)
@@ -102,7 +203,7 @@ def add_export_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
 
 
 def load_model_for_export(
-    args: argparse.Namespace, dynamic_hw: bool
+    args: argparse.Namespace, dynamic_hw: bool, dynamic_batch: bool = True
 ) -> tuple[ExpLike, nn.Module, tuple[int, int], dict[str, str]]:
     """The exp, its CPU model prepared for export, the export size and the metadata that the file records."""
     import torch
@@ -113,21 +214,6 @@ def load_model_for_export(
     input_hw = tsize_from_args(args, exp.test_size)
     model, class_names = load_exp_model(exp, args.ckpt, torch.device("cpu"))
     model = prepare_for_export(model, args.decode_in_inference)
-    metadata = export_metadata(exp, class_names, input_hw, args.decode_in_inference, dynamic_batch=True,
+    metadata = export_metadata(exp, class_names, input_hw, args.decode_in_inference, dynamic_batch=dynamic_batch,
                                dynamic_hw=dynamic_hw, strides=model.head.strides)
     return exp, model, input_hw, metadata
-
-
-def report_error(err: BaseException, prefix: str = "") -> None:
-    """Print ``err`` as the one ``error: ...`` line a command shows for a mistake the user can fix."""
-    print(f"{prefix}error: {err}", file=sys.stderr)
-
-
-def run_command(action: Callable[[], object], expected: tuple[type[Exception], ...] = USER_ERRORS) -> int:
-    """Run a command's ``action``: exit code 0, or 2 after one ``error: ...`` line for an ``expected`` error."""
-    try:
-        action()
-    except expected as err:
-        report_error(err)
-        return EXIT_USER_ERROR
-    return EXIT_OK

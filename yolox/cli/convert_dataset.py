@@ -14,14 +14,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from yolox.cli.common import run_command
+from yolox.cli.common import command_parser, run_command
 
 
 def make_parser() -> argparse.ArgumentParser:
     """The converter's command-line flags."""
-    parser = argparse.ArgumentParser(description="Write COCO JSON annotation files from a YOLO-format dataset "
-                                                 "(an ultralytics data.yaml with images/ and labels/).",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = command_parser("yolox convert-dataset", "Write COCO JSON annotation files from a YOLO-format dataset "
+                                                 "(an ultralytics data.yaml with images/ and labels/).")
     parser.add_argument("data_yaml", help="the dataset's data.yaml (path, train, val, names)")
     parser.add_argument("--out", default=None, help="output folder (default: <dataset root>/annotations)")
     parser.add_argument("--splits", default=None,

@@ -14,6 +14,7 @@ from pathlib import Path
 from yolox.cli.common import (
     add_exp_arguments,
     add_tsize_argument,
+    command_parser,
     exp_from_args,
     load_exp_model,
     run_command,
@@ -24,7 +25,7 @@ from yolox.utils.errors import UserError
 
 def make_parser() -> argparse.ArgumentParser:
     """The demo's command-line flags."""
-    parser = argparse.ArgumentParser(description="YOLOX demo: detect objects in images, a video or a webcam.")
+    parser = command_parser("yolox demo", "YOLOX demo: detect objects in images, a video or a webcam.")
     parser.add_argument("demo", choices=("image", "video", "webcam"), help="what to run on")
     parser.add_argument("--path", default=None, help="image file or folder (searched recursively), or video file")
     parser.add_argument("--camid", type=int, default=0, help="webcam index")

@@ -14,13 +14,17 @@ import sys
 from pathlib import Path
 
 from yolox.cli.common import (
-    EXIT_OK,
     EXIT_USER_ERROR,
     USER_ERRORS,
+    add_distributed_arguments,
     add_exp_arguments,
     add_tsize_argument,
+    command_parser,
+    distributed_backend,
     exp_from_args,
+    positive_int,
     report_error,
+    run_command,
     tsize_from_args,
 )
 from yolox.utils.errors import UserError
@@ -33,14 +37,9 @@ LOG_FILE = "val_log.txt"
 
 def make_parser() -> argparse.ArgumentParser:
     """The evaluation tool's command-line flags (the official YOLOX names, plus --device)."""
-    parser = argparse.ArgumentParser(description="YOLOX evaluation")
-    parser.add_argument("-b", "--batch-size", type=int, default=64, help="total batch size over all processes")
-    parser.add_argument("-d", "--devices", type=int, default=1, help="number of processes (one per GPU, or CPU with gloo)")
-    parser.add_argument("--num_machines", type=int, default=1, help="number of machines")
-    parser.add_argument("--machine_rank", type=int, default=0, help="rank of this machine")
-    parser.add_argument("--dist-backend", default=None, help="nccl or gloo (default: nccl on CUDA, gloo on CPU)")
-    parser.add_argument("--dist-url", default=None, help="tcp://host:port of machine 0 (default: a free local port)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser = command_parser("yolox eval", "YOLOX evaluation")
+    parser.add_argument("-b", "--batch-size", type=positive_int, default=64, help="total batch size over all processes")
+    add_distributed_arguments(parser, 1, "number of processes (one per GPU, or CPU with gloo)")
     parser.add_argument("--conf", type=float, default=None, help="score threshold (default: the exp's test_conf)")
     parser.add_argument("--nms", type=float, default=None, help="NMS IoU threshold (default: the exp's nmsthre)")
     add_tsize_argument(parser)
@@ -216,24 +215,20 @@ def eval_worker(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Parse the flags, start the processes and run the evaluation; user errors exit with code 2."""
     args = make_parser().parse_args(argv)
-    try:
-        from yolox.core.launch import WorkerError, external_world_size, launch
+    return run_command(lambda: start_evaluation(args))
 
-        if args.devices * args.num_machines <= 1 and external_world_size() is None:
-            run_evaluation(args)
-            return EXIT_OK
-        from yolox.utils.device import resolve_device
 
-        backend = args.dist_backend or ("nccl" if resolve_device(args.device).type == "cuda" else "gloo")
-        try:
-            launch(eval_worker, args.devices, args.num_machines, args.machine_rank, backend=backend,
-                   dist_url=args.dist_url, args=(args,))  # fmt: skip
-        except WorkerError as err:
-            if str(err):
-                report_error(err)
-            return err.exit_code
-    except USER_ERRORS as err:
-        report_error(err)
-        return EXIT_USER_ERROR
-    return EXIT_OK
+def start_evaluation(args: argparse.Namespace) -> None:
+    """Evaluate in this process, or start ``-d`` processes (and machines) that do."""
+    from yolox.core.launch import external_world_size, launch
+    from yolox.utils.device import resolve_device
 
+    if args.devices * args.num_machines <= 1 and external_world_size() is None:
+        run_evaluation(args)
+        return
+    launch(eval_worker, args.devices, args.num_machines, args.machine_rank,
+           backend=distributed_backend(args, resolve_device(args.device)), dist_url=args.dist_url, args=(args,))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,12 +9,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from yolox.cli.common import add_export_arguments, load_model_for_export, run_command
+from yolox.cli.common import add_export_arguments, command_parser, load_model_for_export, run_command
 
 
 def make_parser() -> argparse.ArgumentParser:
     """The exporter's command-line flags."""
-    parser = argparse.ArgumentParser(description="Export a YOLOX model to TorchScript with torch.jit.trace.")
+    parser = command_parser("yolox export-torchscript", "Export a YOLOX model to TorchScript with torch.jit.trace.")
     parser.add_argument("--output-name", default=None, help="output file (default: <exp_name>.torchscript.pt)")
     add_export_arguments(parser, "model")
     return parser
@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> Path:
 
     exp, model, input_hw, metadata = load_model_for_export(args, dynamic_hw=False)
     output = Path(args.output_name or f"{exp.exp_name}.torchscript.pt")
-    export_torchscript(model, output, input_hw, metadata)
+    export_torchscript(model, output, input_hw, metadata, batch_size=args.batch_size or 1)
     print(f"wrote {output} (traced at {input_hw[0]}x{input_hw[1]}, "
           f"boxes {'decoded' if args.decode_in_inference else 'raw'})")
     return output

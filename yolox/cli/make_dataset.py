@@ -5,13 +5,13 @@ import sys
 import time
 from pathlib import Path
 
-from yolox.cli.common import USER_ERRORS, run_command
+from yolox.cli.common import USER_ERRORS, command_parser, run_command
 from yolox.data.shapes import LAYOUTS, SHAPE_CLASSES, generate_shapes_dataset
 
 
 def make_parser() -> argparse.ArgumentParser:
     """Return the command-line parser of this tool."""
-    parser = argparse.ArgumentParser(description=f"Write a synthetic dataset of {', '.join(SHAPE_CLASSES)}.")
+    parser = command_parser("yolox make-dataset", f"Write a synthetic dataset of {', '.join(SHAPE_CLASSES)}.")
     parser.add_argument("--out", default="datasets/shapes", help="output folder (default: datasets/shapes)")
     parser.add_argument("--train", type=int, default=800, help="number of training images (default: 800)")
     parser.add_argument("--val", type=int, default=200, help="number of validation images (default: 200)")
@@ -37,8 +37,8 @@ def generate_and_report(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Generate the dataset and print where it is."""
     args = make_parser().parse_args(argv)
-    # generate_shapes_dataset reports a bad count or size as ValueError and an unwritable folder as OSError.
-    return run_command(lambda: generate_and_report(args), expected=(*USER_ERRORS, ValueError, OSError))
+    # generate_shapes_dataset reports a bad count or size as ValueError (an unwritable folder is in USER_ERRORS).
+    return run_command(lambda: generate_and_report(args), expected=(*USER_ERRORS, ValueError))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from yolox.cli.common import USER_ERRORS, run_command
+from yolox.cli.common import USER_ERRORS, command_parser, run_command
 from yolox.utils.errors import UserError
 from yolox.utils.protocols import ExpLike
 from yolox.utils.run_files import trained_checkpoints
@@ -127,7 +127,7 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 def make_parser() -> argparse.ArgumentParser:
     """The quick start's command-line flags."""
-    parser = argparse.ArgumentParser(description="Train and evaluate an attention model on the built-in shapes data.")
+    parser = command_parser("yolox quickstart", "Train and evaluate an attention model on the built-in shapes data.")
     parser.add_argument("-f", "--exp_file", default=DEMO_EXP, help=f"exp file (default: {DEMO_EXP})")
     parser.add_argument("-b", "--batch-size", type=int, default=16, help="training batch size (default: 16)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")

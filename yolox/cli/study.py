@@ -15,14 +15,14 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from yolox.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USER_ERROR, USER_ERRORS, add_exp_arguments, report_error
+from yolox.cli.common import EXIT_FAILED, EXIT_OK, add_exp_arguments, command_parser, positive_int, run_command
 from yolox.utils.errors import UserError
 
 
 def make_parser() -> argparse.ArgumentParser:
     """Flags of the study command (the report form has its own parser)."""
-    parser = argparse.ArgumentParser(
-        "yolox study", description="Paired multi-seed study of attention variants against a baseline. "
+    parser = command_parser(
+        "yolox study", "Paired multi-seed study of attention variants against a baseline. "
         "'tools/study.py report STUDY_DIR' aggregates the runs that finished.")
     parser.add_argument("--variants", required=True,
                         help="comma-separated: attention names, 'none' (attention off) or named override sets "
@@ -48,8 +48,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--retry-failed", action="store_true",
                         help="train the runs recorded as failed again (their record is kept as failed_attempt<k>.json)")
     parser.add_argument("--force", action="store_true", help="use a study folder made with other settings anyway")
-    parser.add_argument("-b", "--batch-size", type=int, default=64, help="total batch size of each run")
-    parser.add_argument("-d", "--devices", type=int, default=None, help="processes per run (as tools/train.py -d)")
+    parser.add_argument("-b", "--batch-size", type=positive_int, default=64, help="total batch size of each run")
+    parser.add_argument("-d", "--devices", type=positive_int, default=None, help="processes per run (as tools/train.py -d)")
     parser.add_argument("--fp16", action="store_true", help="mixed precision (as tools/train.py --fp16)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     add_exp_arguments(parser, ckpt_help=None)
@@ -58,7 +58,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def make_report_parser() -> argparse.ArgumentParser:
     """Flags of ``tools/study.py report``."""
-    parser = argparse.ArgumentParser("yolox study report", description="Aggregate the finished runs of a study.")
+    parser = command_parser("yolox study report", "Aggregate the finished runs of a study.")
     parser.add_argument("study_dir", help="the study folder (holds study_plan.json)")
     parser.add_argument("--effect", type=float, default=None,
                         help="AP points: how many seeds each comparison needs to find this effect")
@@ -147,7 +147,7 @@ def remeasure(study_dir: Path, device: str) -> None:
 
 def make_plan_parser() -> argparse.ArgumentParser:
     """Flags of ``tools/study.py plan``."""
-    parser = argparse.ArgumentParser("yolox study plan", description="How many seeds a study needs to find an effect, "
+    parser = command_parser("yolox study plan", "How many seeds a study needs to find an effect, "
                                      "with and without the multiplicity correction, and what it costs.")
     parser.add_argument("--variants", required=True, help="the variants of the planned study, as for a study")
     parser.add_argument("--baseline", default=None, help="the baseline variant (default: none, else the first)")
@@ -157,7 +157,8 @@ def make_plan_parser() -> argparse.ArgumentParser:
     noise.add_argument("--seed-sd", type=float, default=None, help="AP points: the seed-to-seed sd of one run's AP")
     parser.add_argument("--hours-per-run", type=float, default=None,
                         help="hours one run trains (default: the pilot's measured mean)")
-    parser.add_argument("--correction", default="holm", choices=("holm", "bonferroni", "none"))
+    parser.add_argument("--correction", default="holm", choices=("holm", "bonferroni", "none"),
+                        help="multiplicity correction the planned study will use")
     parser.add_argument("--power", type=float, default=0.8, help="the chance of finding the effect (default 0.8)")
     add_exp_arguments(parser, ckpt_help=None)
     return parser
@@ -185,7 +186,7 @@ def plan_study(args: argparse.Namespace) -> int:
 
 def make_benchmark_parser() -> argparse.ArgumentParser:
     """Flags of ``tools/study.py benchmark-bootstrap``."""
-    parser = argparse.ArgumentParser("yolox study benchmark-bootstrap", description="Time the report's two-level "
+    parser = command_parser("yolox study benchmark-bootstrap", "Time the report's two-level "
                                      "bootstrap on a synthetic study (COCO-style ground truth and detections).")
     parser.add_argument("--images", type=int, default=200, help="validation images (default 200, the shapes set)")
     parser.add_argument("--classes", type=int, default=5, help="categories (default 5; COCO: 80)")
@@ -216,18 +217,23 @@ def benchmark_bootstrap_command(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run a study, or ``report STUDY_DIR``; a user error exits with code 2 after one line."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if argv[:1] == ["benchmark-bootstrap"]:
-            return benchmark_bootstrap_command(make_benchmark_parser().parse_args(argv[1:]))
-        if argv[:1] == ["plan"]:
-            return plan_study(make_plan_parser().parse_args(argv[1:]))
-        if argv[:1] == ["report"]:
-            args = make_report_parser().parse_args(argv[1:])
-            if args.remeasure:
-                remeasure(Path(args.study_dir), args.device)
-            write_and_print_report(Path(args.study_dir), args.effect, args.bootstrap)
-            return EXIT_OK
-        return run_study(make_parser().parse_args(argv))
-    except USER_ERRORS as err:
-        report_error(err)
-        return EXIT_USER_ERROR
+    return run_command(lambda: dispatch(argv))
+
+
+def dispatch(argv: list[str]) -> int:
+    """Run the form of the command that ``argv`` names (a study, report, plan, benchmark-bootstrap); its exit code."""
+    if argv[:1] == ["benchmark-bootstrap"]:
+        return benchmark_bootstrap_command(make_benchmark_parser().parse_args(argv[1:]))
+    if argv[:1] == ["plan"]:
+        return plan_study(make_plan_parser().parse_args(argv[1:]))
+    if argv[:1] == ["report"]:
+        args = make_report_parser().parse_args(argv[1:])
+        if args.remeasure:
+            remeasure(Path(args.study_dir), args.device)
+        write_and_print_report(Path(args.study_dir), args.effect, args.bootstrap)
+        return EXIT_OK
+    return run_study(make_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

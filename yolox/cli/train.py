@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import sys
 from collections.abc import Sequence
 
 import torch
@@ -12,13 +13,18 @@ from yolox.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_USER_ERROR,
     USER_ERRORS,
+    add_distributed_arguments,
     add_exp_arguments,
+    command_parser,
+    distributed_backend,
     exp_from_flags,
+    positive_int,
     report_error,
+    run_command,
 )
-from yolox.core.launch import WorkerError, external_world_size, launch
+from yolox.core.launch import external_world_size, launch
 from yolox.core.trainer import NonFiniteLossError
-from yolox.utils.device import DEVICE_CHOICES, resolve_device
+from yolox.utils.device import resolve_device
 from yolox.utils.dist import get_rank, get_world_size
 from yolox.utils.errors import UserError
 from yolox.utils.loggers import LOGGER_CHOICES, split_wandb_options
@@ -29,11 +35,10 @@ from yolox.utils.setup_env import configure_allocator, configure_threads
 
 def make_parser() -> argparse.ArgumentParser:
     """The command-line flags (names and defaults as in the official YOLOX)."""
-    parser = argparse.ArgumentParser("yolox train", description="Train a YOLOX detector (with optional attention).")
-    parser.add_argument("-b", "--batch-size", type=int, default=64, help="total batch size over all processes")
-    parser.add_argument("-d", "--devices", type=int, default=None,
-                        help="processes on this machine (default: the GPU count on CUDA, 1 on CPU or with "
-                             "--device cuda:N; under torchrun or srun each task is one process)")
+    parser = command_parser("yolox train", "Train a YOLOX detector (with optional attention).")
+    parser.add_argument("-b", "--batch-size", type=positive_int, default=64, help="total batch size over all processes")
+    add_distributed_arguments(parser, None, "processes on this machine (default: the GPU count on CUDA, 1 on CPU or "
+                                            "with --device cuda:N; under torchrun or srun each task is one process)")
     parser.add_argument("--resume", action="store_true", default=False,
                         help=f"continue a run exactly from -c or <output_dir>/<exp_name>/{LATEST_CKPT}")
     parser.add_argument("-e", "--start_epoch", type=int, default=None, help="1-based epoch to resume at")
@@ -46,13 +51,9 @@ def make_parser() -> argparse.ArgumentParser:
                         help="extra scalar logger (the text log is always written); wandb takes trailing "
                              "wandb-<option> value pairs (wandb-project NAME), mlflow reads MLFLOW_*/YOLOX_MLFLOW_* "
                              "environment variables")
-    parser.add_argument("--num_machines", type=int, default=1, help="machines taking part")
-    parser.add_argument("--machine_rank", type=int, default=0, help="rank of this machine")
-    parser.add_argument("--dist-url", type=str, default=None,
-                        help="tcp://<host of machine 0>:<port> for several machines (one machine: a free local port)")
-    parser.add_argument("--dist-backend", type=str, default=None, choices=("nccl", "gloo"),
-                        help="default: nccl on CUDA, gloo on CPU")
-    parser.add_argument("--device", type=str, default="auto", help=f"one of {', '.join(DEVICE_CHOICES)} or cuda:N")
+    parser.add_argument("-o", "--occupy", action="store_true",
+                        help="reserve 90%% of each GPU's memory in torch's cache before training, as in the official "
+                             "YOLOX; does nothing on CPU")
     add_exp_arguments(parser, ckpt_help="checkpoint to fine-tune from (non-strict), or to resume from with --resume")
     return parser
 
@@ -92,6 +93,10 @@ def train_worker(args: argparse.Namespace) -> None:
         if resolve_device(args.device).type == "cpu":
             configure_allocator()
         exp = build_exp(args)
+        if args.occupy and torch.cuda.is_available() and resolve_device(args.device).type == "cuda":
+            from yolox.utils.compat import occupy_mem
+
+            occupy_mem(torch.cuda.current_device())
         exp.get_trainer(args).train()
     except USER_ERRORS as err:
         report_error(err, prefix)
@@ -123,26 +128,23 @@ def processes_on_this_machine(devices: int | None, device: torch.device, launche
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, start the processes and return the exit code (2 for a user error)."""
     args = make_parser().parse_args(argv)
-    try:
-        device = resolve_device(args.device)
-        build_exp(args)  # fail here, before any process starts, on a bad exp file or override
-        launched_world_size = external_world_size()
-        args.devices = processes_on_this_machine(args.devices, device, launched_world_size is not None)
-        args.local_world_size = args.devices
-        world_size = launched_world_size or args.devices * args.num_machines
-        if args.batch_size < world_size or args.batch_size % world_size:
-            raise UserError(f"-b/--batch-size {args.batch_size} is the total over {world_size} processes: "
-                            f"use a multiple of {world_size}")
-        backend = args.dist_backend or ("nccl" if device.type == "cuda" else "gloo")
-        launch(train_worker, args.devices, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               backend=backend, dist_url=args.dist_url, args=(args,))
-    except USER_ERRORS as err:
-        report_error(err)
-        return EXIT_USER_ERROR
-    except WorkerError as err:
-        if str(err):
-            report_error(err)
-        return err.exit_code
-    except SystemExit as exit_request:
-        return int(exit_request.code or 0)
-    return 0
+    return run_command(lambda: start_training(args))
+
+
+def start_training(args: argparse.Namespace) -> None:
+    """Check the flags and the exp in this process, then start the training processes."""
+    device = resolve_device(args.device)
+    build_exp(args)  # fail here, before any process starts, on a bad exp file or override
+    launched_world_size = external_world_size()
+    args.devices = processes_on_this_machine(args.devices, device, launched_world_size is not None)
+    args.local_world_size = args.devices
+    world_size = launched_world_size or args.devices * args.num_machines
+    if args.batch_size < world_size or args.batch_size % world_size:
+        raise UserError(f"-b/--batch-size {args.batch_size} is the total over {world_size} processes: "
+                        f"use a multiple of {world_size}")
+    launch(train_worker, args.devices, num_machines=args.num_machines, machine_rank=args.machine_rank,
+           backend=distributed_backend(args, device), dist_url=args.dist_url, args=(args,))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

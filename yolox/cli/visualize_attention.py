@@ -8,11 +8,18 @@ blocks (SE, ECA, SOCA), a bar chart of the channel gates; plus one strip per ima
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from yolox.cli.common import EXIT_OK, EXIT_USER_ERROR, USER_ERRORS, add_exp_arguments, add_tsize_argument, report_error
-from yolox.utils.errors import UserError
+from yolox.cli.common import (
+    UserError,
+    add_exp_arguments,
+    add_tsize_argument,
+    check_output_folder,
+    command_parser,
+    run_command,
+)
 from yolox.utils.run_files import BEST_CKPT
 
 if TYPE_CHECKING:
@@ -24,12 +31,13 @@ BAR_CHART_SIZE = (160, 256)  # (height, minimum width)
 
 def make_parser() -> argparse.ArgumentParser:
     """Flags: the exp and checkpoint, the images, the output folder."""
-    parser = argparse.ArgumentParser("yolox visualize_attention",
-                                     description="Save each attention block's map (or channel gates) per image.")
+    parser = command_parser("yolox visualize-attention", "Save each attention block's map (or channel gates) per image.")
     parser.add_argument("--path", required=True, help="an image or a folder of images")
-    parser.add_argument("--save_dir", default=None, help="output folder (default: <output_dir>/<exp_name>/attention_maps)")
+    parser.add_argument("--save-dir", "--save_dir", dest="save_dir", default=None,
+                        help="output folder (default: <output_dir>/<exp_name>/attention_maps)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--strip_height", type=int, default=192, help="panel height in the per-image strip (pixels)")
+    parser.add_argument("--strip-height", "--strip_height", dest="strip_height", type=int, default=192,
+                        help="panel height in the per-image strip (pixels)")
     add_tsize_argument(parser)
     add_exp_arguments(parser, ckpt_help=f"checkpoint (default: <output_dir>/<exp_name>/{BEST_CKPT})")
     return parser
@@ -99,8 +107,13 @@ def visualize(args: argparse.Namespace) -> list[Path]:
     from yolox.data.data_augment import preproc
     from yolox.models.attention_probe import AttentionProbe
     from yolox.utils.device import resolve_device
+    from yolox.utils.files import write_image_atomically
 
+    if args.strip_height < 16:
+        raise UserError(f"--strip-height {args.strip_height} is too small: use at least 16 pixels")
     exp = exp_from_args(args)
+    save_dir = Path(args.save_dir) if args.save_dir else exp.run_dir / "attention_maps"
+    check_output_folder(save_dir, "--save-dir")
     input_hw = tsize_from_args(args, tuple(exp.test_size))
     images = list_images(Path(args.path))
     device = resolve_device(args.device)
@@ -109,9 +122,6 @@ def visualize(args: argparse.Namespace) -> list[Path]:
     if not probe.blocks:
         raise UserError(f"the model of exp {exp.exp_name} has no attention block (attention={exp.attention!r}): "
                         "give an exp or override with attention set, e.g. attention cam")
-    save_dir = Path(args.save_dir) if args.save_dir else exp.run_dir / "attention_maps"
-    if args.strip_height < 16:
-        raise UserError(f"--strip_height {args.strip_height} is too small: use at least 16 pixels")
     save_dir.mkdir(parents=True, exist_ok=True)
     written = []
     skipped = []
@@ -137,13 +147,13 @@ def visualize(args: argparse.Namespace) -> list[Path]:
                 picture = overlay(image, spatial, ratio, input_hw)
                 caption = f"{name.rsplit('.', 1)[-1]} {spatial.shape[0]}x{spatial.shape[1]} {spatial.min():.2f}-{spatial.max():.2f}"
             path = save_dir / f"{image_path.stem}_{name.replace('.', '_')}.png"
-            cv2.imwrite(str(path), picture)
+            write_image_atomically(path, picture)
             written.append(path)
             scaled = cv2.resize(picture, (round(picture.shape[1] * args.strip_height / picture.shape[0]), args.strip_height))
             panels.append(_label(scaled, caption))
         probe.clear()
         strip_path = save_dir / f"{image_path.stem}_attention.png"
-        cv2.imwrite(str(strip_path), np.concatenate(panels, axis=1))
+        write_image_atomically(strip_path, np.concatenate(panels, axis=1))
         written.append(strip_path)
     probe.close()
     if not written:
@@ -155,10 +165,13 @@ def visualize(args: argparse.Namespace) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     """Write the attention pictures; a user error exits with code 2 after one line."""
     args = make_parser().parse_args(argv)
-    try:
-        written = visualize(args)
-    except USER_ERRORS as err:
-        report_error(err)
-        return EXIT_USER_ERROR
+    return run_command(lambda: report(visualize(args)))
+
+
+def report(written: list[Path]) -> None:
+    """Say how many pictures were written, and where."""
     print(f"wrote {len(written)} pictures to {written[-1].parent}")
-    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -20,7 +20,7 @@ import torch.multiprocessing as mp
 from loguru import logger
 
 from yolox.utils.dist import slurm_process_group_env
-from yolox.utils.errors import UserError
+from yolox.utils.errors import CommandFailed, UserError
 from yolox.utils.files import write_json_atomically
 
 # Long enough for rank 0 to evaluate or cache a dataset while the others wait in a collective.
@@ -34,12 +34,8 @@ PEER_LOSS_WORDS = ("connection closed by peer", "connection reset by peer", "bro
                    "communicator was aborted", "socket timeout", "connection timed out")
 
 
-class WorkerError(RuntimeError):
+class WorkerError(CommandFailed):
     """A spawned training process failed; ``exit_code`` is what the command should exit with."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def find_free_port() -> int:

@@ -98,8 +98,8 @@ def simplify_onnx(onnx_model: Any) -> Any:
     try:
         import onnxsim
     except ImportError as err:
-        raise UserError("--simplify needs the onnxsim package, which is not installed: pip install onnxsim "
-                        "(or export without --simplify)") from err
+        raise UserError("--simplify needs the onnxsim package, which is not installed: pip install onnxsim (the "
+                        "extra 'yolox-attention[onnxsim]'), or export without --simplify") from err
     simplified, valid = onnxsim.simplify(onnx_model)
     if not valid:
         raise UserError("onnxsim produced a model that fails its own check: export without --simplify")
@@ -117,8 +117,10 @@ def export_onnx(
     input_name: str = "images",
     output_name: str = "output",
     simplify: bool = False,
+    batch_size: int = 1,
 ) -> Path:
-    """Export an eval-mode ``model`` to ONNX at ``input_hw`` and attach ``metadata``; returns the path."""
+    """Export an eval-mode ``model`` to ONNX at ``input_hw`` (traced with ``batch_size`` images) and attach
+    ``metadata``; returns the path."""
     import onnx
 
     path = _check_output_path(output_path)
@@ -129,7 +131,7 @@ def export_onnx(
     if dynamic_hw:
         input_axes.update({2: "height", 3: "width"})
         output_axes[1] = "anchors"
-    dummy = torch.zeros(1, 3, int(input_hw[0]), int(input_hw[1]))
+    dummy = torch.zeros(batch_size, 3, int(input_hw[0]), int(input_hw[1]))
     with warnings.catch_warnings(), _writing(path):
         # The legacy exporter announces its deprecation on every call; the choice is documented above.
         warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -170,10 +172,11 @@ def export_torchscript(
     output_path: str | Path,
     input_hw: Sequence[int],
     metadata: dict[str, str],
+    batch_size: int = 1,
 ) -> Path:
-    """Trace an eval-mode ``model`` at ``input_hw`` and save it with ``metadata`` as an extra file."""
+    """Trace an eval-mode ``model`` at ``input_hw`` with ``batch_size`` images and save it with ``metadata``."""
     path = _check_output_path(output_path)
-    dummy = torch.zeros(1, 3, int(input_hw[0]), int(input_hw[1]))
+    dummy = torch.zeros(batch_size, 3, int(input_hw[0]), int(input_hw[1]))
     with warnings.catch_warnings(), torch.no_grad(), _writing(path):
         # torch.jit announces its deprecation on every call; tracing still is the portable format asked for.
         warnings.filterwarnings("ignore", category=FutureWarning)

@@ -47,13 +47,29 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def write_text_atomically(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file renamed into place."""
+def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file renamed into place."""
     with atomic_path(path) as temporary:
-        with open(temporary, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        with open(temporary, "wb") as stream:
+            stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
+
+
+def write_text_atomically(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file renamed into place."""
+    write_bytes_atomically(path, text.encode("utf-8"))
+
+
+def write_image_atomically(path: str | os.PathLike, image: Any) -> None:
+    """Encode a BGR ``image`` (numpy, as OpenCV holds it) in the format of ``path``'s suffix and write it atomically."""
+    import cv2
+
+    suffix = Path(path).suffix.lower()
+    encoded, data = cv2.imencode(suffix, image) if suffix else (False, None)
+    if not encoded:
+        raise ValueError(f"cannot encode an image as {path}: name it .png or .jpg")
+    write_bytes_atomically(path, data.tobytes())
 
 
 def write_json_atomically(path: str | os.PathLike, data: Any, indent: int | None = 2) -> None:

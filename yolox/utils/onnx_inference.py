@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from yolox.utils.errors import UserError, run_as_command
+from yolox.utils.errors import UserError, run_command
 from yolox.utils.visualize import class_name, draw_detections
 
 PAD_VALUE = 114
@@ -299,7 +299,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Run an exported YOLOX ONNX model on images with onnxruntime.")
     parser.add_argument("model", type=Path, help="the .onnx file written by tools/export_onnx.py")
     parser.add_argument("path", type=Path, help="an image, or a folder searched recursively for images")
-    parser.add_argument("-o", "--output_dir", type=Path, default=Path("onnx_vis"), help="where drawn images go")
+    parser.add_argument("-o", "--output-dir", "--output_dir", dest="output_dir", type=Path, default=Path("onnx_vis"),
+                        help="where drawn images go")
     parser.add_argument("--conf", type=float, default=0.3, help="score threshold (objectness x class score)")
     parser.add_argument("--nms", type=float, default=0.3, help="NMS IoU threshold")
     parser.add_argument("--agnostic", action="store_true", help="class-agnostic NMS")
@@ -329,7 +330,7 @@ def detect_and_draw(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry: detect on every image, print the detections, write drawn copies."""
     args = _parse_args(argv)
-    return run_as_command(lambda: detect_and_draw(args))
+    return run_command(lambda: detect_and_draw(args))
 
 
 if __name__ == "__main__":
