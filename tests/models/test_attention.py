@@ -30,6 +30,8 @@ def test_registry_lists_the_blocks():
     library_blocks = [name for name in available_attentions()
                       if attention._ATTENTION_REGISTRY[name].__module__ == "yolox.models.attention"]
     assert library_blocks == ["cam", "cbam", "cbam_res", "eca", "ema", "se", "simam", "soca"]
+    # The probe's channel blocks come from the classes themselves, not from a list of names.
+    assert [name for name in library_blocks if attention.has_channel_gate(name)] == ["eca", "se", "soca"]
 
 
 @pytest.mark.parametrize("name", BLOCKS)

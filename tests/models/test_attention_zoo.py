@@ -200,6 +200,14 @@ def test_an_exp_file_that_registers_a_block_loads_twice(tmp_path, monkeypatch):
     assert first.attention == second.attention == "gate_twice"
     assert any(key.startswith("backbone.attn.dark3.") for key in second.get_model().state_dict())
 
+    # A file of the same name in another folder is another module: its own gate_twice is a clash, never
+    # silently built with the first file's class.
+    (tmp_path / "other").mkdir()
+    namesake = tmp_path / "other" / "gate_exp.py"
+    namesake.write_text(exp_file.read_text())
+    with pytest.raises(UserError, match=r"attention 'gate_twice' is already registered by .*Gate \(.*gate_exp.py\)"):
+        get_exp(exp_file=str(namesake))
+
 
 @pytest.mark.parametrize("change, cause", [
     (["attention_init", "identity"], "attention_init"),

@@ -18,6 +18,7 @@ import torch
 from yolox.benchmarks.model import exp_variant, synthetic_images, synthetic_targets
 from yolox.benchmarks.report import BenchmarkReport, environment
 from yolox.core.trainer import set_optimizer_implementation
+from yolox.models.attention import available_attentions
 from yolox.utils.errors import UserError
 from yolox.utils.protocols import BenchmarkExpLike
 
@@ -32,7 +33,6 @@ PEAK_DENSE_TFLOPS = (
 )
 # Backward costs about twice the forward: a training step is about 3 forward passes of FLOPs.
 TRAIN_FLOPS_PER_FORWARD = 3.0
-ATTENTIONS = (None, "cam", "se", "eca", "cbam")
 
 
 @dataclass(frozen=True)
@@ -233,7 +233,7 @@ def run_gpu_benchmark(exps: dict[str, BenchmarkExpLike], device: torch.device, b
 
     for model_name, exp in exps.items():
         attention_rows = []
-        for attention in ATTENTIONS:
+        for attention in (None, *available_attentions()):
             model = exp_variant(exp, attention).get_model()
             gflops = get_model_stats(model, (size, size))["gflops"]
             del model

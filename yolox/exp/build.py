@@ -1,5 +1,6 @@
 """Load an Exp from a file or by the name of a default exp."""
 
+import hashlib
 import importlib
 import importlib.util
 import sys
@@ -21,12 +22,19 @@ DEFAULT_EXPS = {
 }
 
 
+def exp_module_name(path: Path) -> str:
+    """The module an exp file is imported as: named after its full path, so that two files of the same name
+    in different folders are two modules (a block each registers under one name is then a clash)."""
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+    return f"yolox_exp_file_{path.stem}_{digest}"
+
+
 def get_exp_by_file(exp_file: str) -> BaseExp:
     """Import ``exp_file`` and instantiate its ``Exp`` class; a broken file is a UserError with its line."""
     path = Path(exp_file)
     if not path.is_file():
         raise UserError(f"exp file {exp_file} does not exist: check the -f path")
-    module_name = f"yolox_exp_file_{path.stem}"
+    module_name = exp_module_name(path)
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
@@ -54,9 +62,14 @@ def _line_in(err: BaseException, path: Path) -> str:
     return f" at line {frames[-1].lineno}" if frames else ""
 
 
+def default_exp_key(name: str) -> str:
+    """The spelling rule of default exp names: ``YOLOX_S`` and ``yolox-s`` both name ``yolox-s``."""
+    return name.replace("_", "-").lower()
+
+
 def get_exp_by_name(exp_name: str) -> BaseExp:
     """Instantiate a default exp by its name, such as ``yolox-s``."""
-    key = exp_name.replace("_", "-").lower()
+    key = default_exp_key(exp_name)
     if key not in DEFAULT_EXPS:
         raise UserError(f"unknown exp name {exp_name!r}: use one of {', '.join(DEFAULT_EXPS)} or -f an exp file")
     module = importlib.import_module(f"yolox.exp.default.{DEFAULT_EXPS[key]}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -37,12 +38,15 @@ __all__ = [
     "ResidualScaledAttention",
     "SimAM",
     "SqueezeExcitation",
+    "attention_block_types",
     "attention_rng",
     "available_attentions",
     "build_attention",
     "newton_schulz_sqrt",
+    "has_channel_gate",
     "normalize_attention_name",
     "register_attention",
+    "registered_attention_name",
 ]
 
 ATTENTION_INIT_MODES = ("paper", "identity")
@@ -79,9 +83,10 @@ def register_attention(name: str) -> Callable[[BlockType], BlockType]:
         if registered is not None:
             if (registered.__module__, registered.__qualname__) == (block_class.__module__, block_class.__qualname__):
                 return block_class
+            source = getattr(sys.modules.get(registered.__module__), "__file__", None)
             raise UserError(
                 f"attention {name!r} is already registered by {registered.__module__}."
-                f"{registered.__qualname__}; pick another name"
+                f"{registered.__qualname__}{f' ({source})' if source else ''}; pick another name"
             )
         _ATTENTION_REGISTRY[name] = block_class
         return block_class
@@ -92,6 +97,22 @@ def register_attention(name: str) -> Callable[[BlockType], BlockType]:
 def available_attentions() -> list[str]:
     """Return the registered attention names, sorted."""
     return sorted(_ATTENTION_REGISTRY)
+
+
+def attention_block_types() -> tuple[type[nn.Module], ...]:
+    """The classes of every registered block, and the identity-init wrapper around any of them."""
+    return (ResidualScaledAttention, *_ATTENTION_REGISTRY.values())
+
+
+def registered_attention_name(block: nn.Module) -> str | None:
+    """The registry name of ``block``'s own class (looking through the identity-init wrapper), else None."""
+    inner = block.block if isinstance(block, ResidualScaledAttention) else block
+    return next((name for name, cls in _ATTENTION_REGISTRY.items() if type(inner) is cls), None)
+
+
+def has_channel_gate(name: str) -> bool:
+    """Whether the registered block ``name`` gates with one value per channel (its class sets ``channel_gate``)."""
+    return bool(getattr(_ATTENTION_REGISTRY[normalize_attention_name(name)], "channel_gate", False))
 
 
 def _block_options(block_class: type[nn.Module]) -> list[str]:
@@ -272,6 +293,8 @@ class SqueezeExcitation(nn.Module):
         - Output: ``[N, C, H, W]``, the input's shape and dtype.
     """
 
+    channel_gate = True  # one gate value per channel (what the attention probe reports)
+
     def __init__(self, channels: int, reduction: int = 16, min_hidden: int = 8) -> None:
         """Build the block for ``channels`` channels with ``max(min_hidden, channels // reduction)`` hidden units."""
         super().__init__()
@@ -320,6 +343,8 @@ class ECA(nn.Module):
         - Input: ``[N, C, H, W]``, any N, H and W.
         - Output: ``[N, C, H, W]``, the input's shape and dtype.
     """
+
+    channel_gate = True  # one gate value per channel (what the attention probe reports)
 
     def __init__(self, channels: int, k_size: int | None = None) -> None:
         """Build the block; ``k_size`` None picks the paper's adaptive kernel size for ``channels``."""
@@ -519,6 +544,8 @@ class SOCA(nn.Module):
         - Input: ``[N, C, H, W]``, any N, H and W.
         - Output: ``[N, C, H, W]``, the input's shape and dtype.
     """
+
+    channel_gate = True  # one gate value per channel (what the attention probe reports)
 
     def __init__(
         self,

@@ -14,24 +14,23 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from yolox.models.attention import _ATTENTION_REGISTRY, ResidualScaledAttention
+from yolox.models.attention import (
+    ResidualScaledAttention,
+    attention_block_types,
+    has_channel_gate,
+    registered_attention_name,
+)
 
 # Inputs this close to 0 carry no information about the gate (0 * g = 0).
 MIN_INPUT_MAGNITUDE = 1e-6
-# Registered blocks whose gate has one value per channel; another block counts as one when its gate is flat
-# (varies less than FLAT_GATE_TOLERANCE over H x W) in every channel.
-CHANNEL_BLOCKS = ("se", "eca", "soca")
+# A registered block is a channel block when its class says so (``channel_gate``); another block counts as
+# one when its gate is flat (varies less than FLAT_GATE_TOLERANCE over H x W) in every channel.
 FLAT_GATE_TOLERANCE = 1e-3
-
-
-def _registered_name(block: nn.Module) -> str | None:
-    inner = block.block if isinstance(block, ResidualScaledAttention) else block
-    return next((name for name, cls in _ATTENTION_REGISTRY.items() if type(inner) is cls), None)
 
 
 def find_attention_blocks(model: nn.Module) -> dict[str, nn.Module]:
     """The outermost attention blocks of ``model`` by short name (``attn.dark3`` for ``backbone.attn.dark3``)."""
-    block_types = (ResidualScaledAttention, *_ATTENTION_REGISTRY.values())
+    block_types = attention_block_types()
     blocks: dict[str, nn.Module] = {}
     taken: list[str] = []
     for name, module in model.named_modules():
@@ -129,9 +128,9 @@ class AttentionProbe:
             spatial = self._spatial_gates.get(name)
             if spatial is None:
                 spatial = torch.nanmean(gate, dim=1)
-            registered = _registered_name(self.blocks[name])
+            registered = registered_attention_name(self.blocks[name])
             if registered is not None:
-                is_channel = registered in CHANNEL_BLOCKS
+                is_channel = has_channel_gate(registered)
             else:
                 is_channel = bool((spread <= FLAT_GATE_TOLERANCE * channel.abs().clamp(min=1.0)).all())
             result[name] = AttentionMaps(channel=channel, spatial=spatial, is_channel_block=is_channel)

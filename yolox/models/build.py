@@ -15,18 +15,12 @@ import torch
 from loguru import logger
 from torch import nn
 
+from yolox.exp.build import DEFAULT_EXPS, default_exp_key
 from yolox.utils.errors import UserError
 
-# Default exp name -> the file name of the official release's weights.
-PRETRAINED_FILES = {
-    "yolox-nano": "yolox_nano.pth",
-    "yolox-tiny": "yolox_tiny.pth",
-    "yolox-s": "yolox_s.pth",
-    "yolox-m": "yolox_m.pth",
-    "yolox-l": "yolox_l.pth",
-    "yolox-x": "yolox_x.pth",
-    "yolov3": "yolox_darknet.pth",
-}
+# Default exp name -> the file name of the official release's weights: the exp's module name, but for YOLOv3.
+PRETRAINED_FILES = {name: "yolox_darknet.pth" if name == "yolov3" else f"{module}.pth"
+                    for name, module in DEFAULT_EXPS.items()}
 PRETRAINED_CLASSES = 80
 
 
@@ -69,7 +63,7 @@ def create_yolox_model(name: str, pretrained: bool = True, num_classes: int = 80
     """
     from yolox.exp import get_exp
 
-    key = name.replace("_", "-").lower() if name else name
+    key = default_exp_key(name) if name else name
     if exp_path is None and key not in PRETRAINED_FILES:
         raise UserError(f"unknown model name {name!r}: use one of {', '.join(PRETRAINED_FILES)} or pass exp_path")
     exp = get_exp(exp_path, None if exp_path else key)
