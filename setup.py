@@ -33,7 +33,7 @@ setup(
     extras_require={
         # The W&B and MLflow clients install in seconds; with them the logger tests run instead of skipping.
         "dev": ["pytest", "ruff", "onnx", "onnxruntime", "wandb", "mlflow-skinny", "matplotlib", "statsmodels", "pyyaml",
-                "tensorboard"],
+                "tensorboard", "submitit"],
         "onnx": ["onnx", "onnxruntime"],
         # `yolox export-onnx --simplify`; onnxsim builds from source where no wheel fits, so it stays optional.
         "onnxsim": ["onnx", "onnxsim"],
@@ -45,5 +45,7 @@ setup(
         "wandb": ["wandb"],
         # The tracking client only; a full "mlflow" install (server, UI) works the same.
         "mlflow": ["mlflow-skinny"],
+        # tools/study.py --executor slurm|local: the study's runs as submitit jobs.
+        "slurm": ["submitit"],
     },
 )

@@ -14,9 +14,13 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from yolox.cli.common import EXIT_FAILED, EXIT_OK, add_exp_arguments, command_parser, positive_int, run_command
 from yolox.utils.errors import UserError
+
+if TYPE_CHECKING:
+    from yolox.study.executor import JobSettings
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -48,6 +52,17 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--retry-failed", action="store_true",
                         help="train the runs recorded as failed again (their record is kept as failed_attempt<k>.json)")
     parser.add_argument("--force", action="store_true", help="use a study folder made with other settings anyway")
+    parser.add_argument("--executor", default=None, choices=("local", "slurm"),
+                        help="run each run as a submitit job and wait for them: slurm (a job array; pre-empted jobs "
+                             "are requeued and resume) or local (subprocesses on this machine); default: in this process")
+    parser.add_argument("--slurm-partition", default=None, help="SLURM partition of the jobs")
+    parser.add_argument("--slurm-gpus-per-node", type=int, default=None,
+                        help="GPUs of each job (one run per job; -d defaults to this)")
+    parser.add_argument("--slurm-time", default="24:00:00",
+                        help="time limit of each job (minutes or [D-]HH:MM[:SS]; a run that reaches it is requeued "
+                             "and resumes; default 24:00:00)")
+    parser.add_argument("--slurm-array-parallelism", type=int, default=None,
+                        help="at most K jobs of the array at once")
     parser.add_argument("-b", "--batch-size", type=positive_int, default=64, help="total batch size of each run")
     parser.add_argument("-d", "--devices", type=positive_int, default=None, help="processes per run (as tools/train.py -d)")
     parser.add_argument("--fp16", action="store_true", help="mixed precision (as tools/train.py --fp16)")
@@ -86,6 +101,7 @@ def run_study(args: argparse.Namespace) -> int:
         raise UserError("start tools/study.py itself, not under torchrun: use -d N for N processes per run, "
                         "and --shard I/N to spread the runs over machines")
     shard = parse_shard(args.shard)
+    jobs = job_settings(args)
     if args.experiment_name:
         raise UserError("-expn is not used by a study: each run's folder is <study_dir>/<variant>/seed<k>; "
                         "use --study-dir to choose the folder")
@@ -98,6 +114,12 @@ def run_study(args: argparse.Namespace) -> int:
     runs = shard_runs(plan.runs(study_dir), shard)
     print(f"study {study_dir}: {len(runs)} runs in this shard "
           f"({len(plan.variants)} variants x {len(plan.seeds)} seeds, baseline {plan.baseline})", flush=True)
+    if jobs is not None:
+        from yolox.study.executor import run_jobs
+
+        code = run_jobs(jobs, study_dir, runs, args.device, args.devices, args.retry_failed, train_main, eval_main)
+        write_and_print_report(study_dir, args.effect, args.bootstrap)
+        return code
     code = EXIT_OK
     for position, run in enumerate(runs, 1):
         status = run_status(run)
@@ -121,6 +143,27 @@ def run_study(args: argparse.Namespace) -> int:
             break
     write_and_print_report(study_dir, args.effect, args.bootstrap)
     return code
+
+
+def job_settings(args: argparse.Namespace) -> JobSettings | None:
+    """The checked ``--executor`` / ``--slurm-*`` settings, or None to train in this process."""
+    from yolox.study.executor import JobSettings, require_submitit
+
+    if args.executor != "slurm":
+        given = [flag for flag, value, default in (
+            ("--slurm-partition", args.slurm_partition, None), ("--slurm-time", args.slurm_time, "24:00:00"),
+            ("--slurm-array-parallelism", args.slurm_array_parallelism, None)) if value != default]
+        if given:
+            raise UserError(f"{', '.join(given)} only apply with --executor slurm")
+    if args.executor is None:
+        if args.slurm_gpus_per_node is not None:
+            raise UserError("--slurm-gpus-per-node needs --executor slurm (or local)")
+        return None
+    require_submitit()
+    settings = JobSettings(args.executor, args.slurm_partition, args.slurm_gpus_per_node, args.slurm_time,
+                           args.slurm_array_parallelism)
+    settings.check()
+    return settings
 
 
 def write_and_print_report(study_dir: Path, effect: float | None = None, bootstrap: int = 1000) -> None:
