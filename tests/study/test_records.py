@@ -280,3 +280,12 @@ def test_a_run_with_a_corrupt_record_is_trained_again(tmp_path: Path):
     assert execute_run(plan, run, "cpu", None, fake_train, fake_eval).status == "done"
     assert "--resume" in commands[0] and run_status(run) == "done"
     assert json.loads((run.run_dir / "corrupt_run1.json").read_text())["ap50_95"] == 5.0
+
+
+def test_an_unreadable_detections_file_only_turns_the_bootstrap_off(study_dir: Path):
+    for variant, by_seed in AP.items():
+        for seed in by_seed:
+            (study_dir / variant / f"seed{seed}" / "detections.npz").write_bytes(b"PK\x03\x04 truncated")
+    built = report.build_report(study_dir, costs={}, bootstrap=50, log_look=False)
+    assert built.bootstrap["replicates"] == 0
+    assert "detections.npz is not a detections file (BadZipFile" in built.bootstrap["note"]

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import math
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -23,7 +24,7 @@ from tabulate import tabulate
 from yolox.core.metrics_log import METRICS_FILE, parse_metrics
 from yolox.study.costs import costs_of, measurement_note, read_variants
 from yolox.study.plan import Run, StudyPlan, load_plan
-from yolox.study.records import StudyFileError, check_eval_record, read_looks, read_run_record
+from yolox.study.records import StudyFileError, check_eval_record, load_json_file, read_looks, read_run_record
 from yolox.study.runner import RUN_FILE
 from yolox.study.stats import (
     ALPHA,
@@ -243,15 +244,21 @@ def bootstrap_comparisons(study_dir: Path, plan: StudyPlan, runs: dict, comparis
         path = study_dir / name / f"seed{seed}" / str(runs[name][seed].get("detections") or "detections.npz")
         if not path.is_file():
             return {"replicates": 0, "note": f"{name}/seed{seed} kept no detections ({path.name})"}
-        with np.load(path) as stored:
-            detections[name, seed] = stored["results"]
-            annotation_files.add(str(stored["annotations"]))
+        try:
+            with np.load(path) as stored:
+                detections[name, seed] = stored["results"]
+                annotation_files.add(str(stored["annotations"]))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+            return {"replicates": 0, "note": f"{path} is not a detections file ({type(err).__name__}: {err})"}
+        if detections[name, seed].ndim != 2 or detections[name, seed].shape[1] != 7:
+            return {"replicates": 0, "note": f"{path}: results of shape {detections[name, seed].shape}, expected "
+                                             "(N, 7) rows of image, x, y, w, h, score, class"}
     if len(annotation_files) != 1 or not Path(next(iter(annotation_files))).is_file():
         return {"replicates": 0, "note": f"the runs' annotation file is not one readable file: {sorted(annotation_files)}"}
     annotations = next(iter(annotation_files))
     from yolox.data.datasets.coco import build_coco
 
-    coco_gt = build_coco(json.loads(Path(annotations).read_text()))
+    coco_gt = build_coco(load_json_file(Path(annotations), "the runs' ground truth, needed to bootstrap"))
     matches = {key: match_run(coco_gt, results) for key, results in detections.items()}
     image_count = len(coco_gt.getImgIds())
     for (name, seed), run_matches in matches.items():

@@ -108,7 +108,8 @@ def _load_sessions(run: Run) -> list[dict]:
 def _close_open_sessions(run: Run, sessions: list[dict]) -> list[dict]:
     """A session without an end was killed: it ended at its last metrics record (or at once, if none)."""
     metrics_path = run.run_dir / METRICS_FILE
-    last_record_time = max((record.get("time", 0.0) for record in read_metrics(metrics_path)), default=0.0) \
+    last_record_time = max((record["time"] for record in read_metrics(metrics_path)
+                                if records.is_non_negative(record.get("time"))), default=0.0) \
         if metrics_path.is_file() else 0.0
     for session in sessions:
         if session.get("end") is None:
@@ -177,7 +178,7 @@ def failure_iteration(run: Run, reason: str) -> int | None:
     if match:
         return int(match[1])
     path = run.run_dir / METRICS_FILE
-    iterations = [int(record["iteration"]) for record in read_metrics(path) if record.get("iteration") is not None] \
+    iterations = [record["iteration"] for record in read_metrics(path) if records.is_int(record.get("iteration"))] \
         if path.is_file() else []
     return max(iterations) if iterations else None
 
