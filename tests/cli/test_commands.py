@@ -179,7 +179,7 @@ def test_utils_keeps_no_second_runner():
     assert not hasattr(errors, "run_as_command")
     import yolox.cli.common as common
 
-    assert common.run_command is errors.run_command
+    assert common.run_action is errors.run_command
 
 
 @pytest.mark.parametrize("argv,flag", [

@@ -53,7 +53,8 @@ def test_a_training_record_reaches_every_writer(tmp_path: Path) -> None:
     assert [line.strip() for line in lines] == ["progress", "attention usage: attn.dark3 gate 0.500+-0.100"]
     assert board.scalars == [("train/total_loss", 2.5, 30), ("train/lr", 0.01, 30),
                              ("attention/attn.dark3/gate_mean", 0.5, 30), ("attention/attn.dark3/gate_std", 0.1, 30)]
-    assert tracker.calls == [({"train/total_loss": 2.5, "train/lr": 0.01}, 30)]
+    # The trackers get the attention usage under the same names as TensorBoard.
+    assert tracker.calls == [({name: value for name, value, _ in board.scalars}, 30)]
     (record,) = read_metrics(tmp_path / "metrics.jsonl")
     assert record["kind"] == "train" and record["epoch"] == 2 and record["iteration"] == 30
     assert record["total_loss"] == 2.5 and record["lr"] == 0.01 and record["images_seen"] == 240
@@ -76,3 +77,24 @@ def test_other_ranks_write_nothing(tmp_path: Path) -> None:
     run_log.log_scalars(TRAIN, {"total_loss": 1.0}, epoch=1, iteration=1, line="progress")
     run_log.close()
     assert not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_tensorboard_files_hold_the_names_the_trackers_get(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_log = RunLog(tmp_path, batch_size=8, writes=True)
+    run_log.open_boards("tensorboard", None, None)
+    run_log.tracker = tracker = FakeTracker()
+    run_log.start()
+    usage = {"backbone.attn.dark3": {"gate_mean": 0.25, "gate_std": 0.125, "scale": 0.5}}
+    run_log.log_scalars(TRAIN, {"total_loss": 2.0, "lr": 0.0625}, epoch=1, iteration=10, attention=usage)
+    run_log.log_scalars(EVAL, {"ap50_95": 0.375, "ap50": 0.5}, epoch=1, iteration=10)
+    run_log.close()
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    written = {(tag, event.step, event.value) for tag in events.Tags()["scalars"] for event in events.Scalars(tag)}
+    sent = {(name, step, value) for scalars, step in tracker.calls for name, value in scalars.items()}
+    assert written == sent
+    assert {name for name, _, _ in sent} >= {"attention/backbone.attn.dark3/gate_mean",
+                                              "attention/backbone.attn.dark3/gate_std",
+                                              "attention/backbone.attn.dark3/scale", "val/COCOAP50_95"}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,14 +25,22 @@ from yolox.utils.errors import (  # noqa: F401  (re-exported: the commands impor
     CommandFailed,
     UserError,
     report_error,
-    run_command,
 )
+from yolox.utils.errors import run_command as run_action
 from yolox.utils.protocols import ExpLike
 from yolox.utils.run_files import BEST_CKPT
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
+
+
+def run_command(action: Callable[[], object], expected: tuple[type[Exception], ...] = USER_ERRORS) -> int:
+    """The one runner (:func:`yolox.utils.errors.run_command`) with the console log in the commands' one format."""
+    from yolox.utils.logger import setup_console_logger
+
+    setup_console_logger()
+    return run_action(action, expected)
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):

@@ -85,14 +85,14 @@ def run_evaluation(args: argparse.Namespace) -> dict:
     from yolox.utils.checkpoint import default_checkpoint, load_exact_weights
     from yolox.utils.device import resolve_device
     from yolox.utils.dist import get_rank, get_world_size, is_distributed, is_main_process
-    from yolox.utils.logger import setup_logger
+    from yolox.utils.logger import log_to_file, setup_logger
     from yolox.utils.model_utils import fuse_model, get_model_info
     from yolox.utils.setup_env import seed_everything
 
     exp = build_eval_exp(args)
     output_dir = exp.run_dir
     setup_logger(output_dir, distributed_rank=get_rank(), filename=LOG_FILE, mode="a")
-    logger.info(f"args: {vars(args)}")
+    log_to_file(f"args: {vars(args)}")
     if args.seed is not None:
         seed_everything(args.seed)
         logger.warning("--seed makes cuDNN deterministic, which can slow evaluation down")

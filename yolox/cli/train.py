@@ -51,6 +51,8 @@ def make_parser() -> argparse.ArgumentParser:
                         help="extra scalar logger (the text log is always written); wandb takes trailing "
                              "wandb-<option> value pairs (wandb-project NAME), mlflow reads MLFLOW_*/YOLOX_MLFLOW_* "
                              "environment variables")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also print the arguments and the exp table on the console (train_log.txt always has them)")
     parser.add_argument("-o", "--occupy", action="store_true",
                         help="reserve 90%% of each GPU's memory in torch's cache before training, as in the official "
                              "YOLOX; does nothing on CPU")

@@ -103,6 +103,13 @@ class ResumePoint:
                            "augmentation will differ from an uninterrupted run")
 
 
+def finished_run_message(ckpt_file: Path, max_epoch: int) -> str:
+    """What ``--resume`` of a run that has done all its ``max_epoch`` epochs says, and how to train it longer."""
+    return (f"{ckpt_file} is a finished run: all {max_epoch} epochs are done, there is nothing left to train. To "
+            f"train it longer, resume with a larger max_epoch: add the override 'max_epoch {max_epoch + 10}' (any "
+            f"number above {max_epoch}) to the same command; to train afresh, give a new -expn")
+
+
 def load_starting_weights(model: nn.Module, optimizer: torch.optim.Optimizer, exp: Any, args: Namespace,
                           latest_checkpoint: Path, device: torch.device, announce: bool) -> ResumePoint | None:
     """``--resume``: load the weights and optimizer of ``-c`` (default ``latest_checkpoint``) and return where
@@ -120,7 +127,9 @@ def load_starting_weights(model: nn.Module, optimizer: torch.optim.Optimizer, ex
                             "to start a new run from its weights use -c without --resume") from None
         optimizer.load_state_dict(ckpt["optimizer"])
         point = ResumePoint(ckpt, ckpt_file, args.start_epoch)
-        if announce:
+        if announce and point.start_epoch() >= int(exp.max_epoch):
+            logger.warning(finished_run_message(ckpt_file, int(exp.max_epoch)))
+        elif announce:
             logger.info(f"resuming from {ckpt_file} (epoch {point.start_epoch() + 1})")
         return point
     if args.ckpt:

@@ -4,7 +4,8 @@ The writers are the console (loguru, which also writes ``train_log.txt``), ``met
 (``-l tensorboard``) and the W&B or MLflow tracker (``-l wandb`` / ``-l mlflow``). Only rank 0 writes.
 TensorBoard and the trackers keep the official YOLOX's names: ``train/<name>`` against the iteration, and
 ``val/COCOAP50`` and ``val/COCOAP50_95`` against the epoch; every other evaluation figure goes to
-``metrics.jsonl``.
+``metrics.jsonl``. The attention usage of a train record (gate mean and spread, learnt scale, per block) reaches
+every writer under the same names, ``attention/<block>/<figure>`` against the iteration.
 """
 
 import time
@@ -24,11 +25,26 @@ TRAIN, EVAL = "train", "eval"
 VAL_BOARD_NAMES = {"ap50": "val/COCOAP50", "ap50_95": "val/COCOAP50_95"}
 
 
-def board_scalars(kind: str, scalars: Mapping[str, float]) -> dict[str, float]:
-    """The TensorBoard/tracker names and values of a record's scalars."""
-    if kind == TRAIN:
-        return {f"train/{name}": value for name, value in scalars.items()}
-    return {board: scalars[name] for name, board in VAL_BOARD_NAMES.items() if name in scalars}
+def board_scalars(kind: str, scalars: Mapping[str, float],
+                  attention: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, float]:
+    """The TensorBoard/tracker names and values of a record's scalars and of its blocks' attention usage."""
+    if kind != TRAIN:
+        return {board: scalars[name] for name, board in VAL_BOARD_NAMES.items() if name in scalars}
+    board = {f"train/{name}": value for name, value in scalars.items()}
+    for block, figures in (attention or {}).items():
+        board.update({f"attention/{block}/{figure}": value for figure, value in figures.items()})
+    return board
+
+
+def startup_line(exp: Any, log_file: Path) -> str:
+    """The console's one line about a run's exp (the full table is in ``log_file``)."""
+    height, width = exp.input_size
+    attention = exp.attention or "none"
+    if exp.attention:
+        attention += f" ({exp.attention_position}, levels {','.join(exp.attention_levels or ('all',))})"
+    return (f"exp {exp.exp_name}: {exp.backbone} depth {exp.depth} width {exp.width}, attention {attention}, "
+            f"{exp.num_classes} classes, input {height}x{width}, {exp.max_epoch} epochs, data {exp.data_dir}; "
+            f"every setting is in {log_file} (--verbose prints them here)")
 
 
 class RunLog:
@@ -52,8 +68,8 @@ class RunLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError as err:
-                raise UserError(f"-l tensorboard needs the tensorboard package ({err}): pip install tensorboard, "
-                                "or run with -l none") from None
+                raise UserError(f"-l tensorboard needs the tensorboard package ({err}): pip install "
+                                "'yolox-attention[tensorboard]' (or pip install tensorboard), or run with -l none") from None
             self.tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"))
         elif kind in ("wandb", "mlflow"):
             from yolox.utils.loggers import build_experiment_logger
@@ -80,13 +96,10 @@ class RunLog:
         if attention:
             logger.info(f"attention usage: {format_usage(attention)}")
         step = iteration if kind == TRAIN else epoch
-        board = board_scalars(kind, scalars)
+        board = board_scalars(kind, scalars, attention)
         if self.tensorboard is not None:
             for name, value in board.items():
                 self.tensorboard.add_scalar(name, value, step)
-            for block, entry in (attention or {}).items():
-                for key, value in entry.items():
-                    self.tensorboard.add_scalar(f"attention/{block}/{key}", value, iteration)
         if self.tracker is not None:
             self.tracker.log_scalars(board, step)
         if self.metrics is not None:

@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from yolox.core.guards import NonFiniteLossError, NonFiniteWeightsError, format_terms, nonfinite_loss_error
 from yolox.core.member import TrainingMember
 from yolox.core.resume import load_starting_weights, start_data_stream
-from yolox.core.run_log import TRAIN
+from yolox.core.run_log import TRAIN, startup_line
 from yolox.models.attention_probe import AttentionProbe
 from yolox.utils.allreduce_norm import all_reduce_norm
 from yolox.utils.checkpoint import capture_rng_state, describe_write_error, remove_stale_temporaries
@@ -30,7 +30,7 @@ from yolox.utils.device import resolve_device
 from yolox.utils.dist import all_gather_object, any_across_ranks, get_local_rank, get_rank, get_world_size
 from yolox.utils.ema import unwrap_model
 from yolox.utils.errors import UserError
-from yolox.utils.logger import setup_logger
+from yolox.utils.logger import log_to_file, setup_logger
 from yolox.utils.metric import peak_device_memory_mb, peak_host_memory_mb
 from yolox.utils.protocols import TrainingExpLike
 from yolox.utils.run_files import LAST_EPOCH, LAST_MOSAIC_EPOCH, LATEST, checkpoint_file
@@ -117,7 +117,8 @@ class Trainer:
             exp.exp_name = args.experiment_name
         run_dir = exp.run_dir
         try:
-            self.log_file = setup_logger(run_dir, distributed_rank=self.rank, filename="train_log.txt", mode="a")
+            self.log_file = setup_logger(run_dir, distributed_rank=self.rank, filename="train_log.txt", mode="a",
+                                         verbose=bool(getattr(args, "verbose", False)))
         except OSError as err:
             raise UserError(f"cannot write to the run folder {run_dir}: {describe_write_error(err)}; "
                             "choose a writable output_dir (exp key) or -expn") from None
@@ -284,8 +285,10 @@ class Trainer:
     def before_train(self) -> None:
         """Build model, optimizer, data, schedule, EMA, evaluator; resume or fine-tune when asked."""
         if self.rank == 0:
-            logger.info(f"args: {vars(self.args)}")
-            logger.info(f"exp:\n{self.exp}")
+            # The full settings go to train_log.txt once per run; the console gets one line (all with --verbose).
+            log_to_file(f"args: {vars(self.args)}")
+            log_to_file(f"exp:\n{self.exp}")
+            logger.info(startup_line(self.exp, self.log_file))
         for member in self.members:
             member.log.open_boards(getattr(self.args, "logger", "none"), self.args, member.exp)
         if self.exp.seed is not None:

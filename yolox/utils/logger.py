@@ -1,34 +1,62 @@
-"""Logging set-up: loguru to the console and to a file in the run's folder, from rank 0 only."""
+"""Logging set-up: loguru to the console and to a file in the run's folder, from rank 0 only, in one format.
+
+Records bound with ``file_only`` (see :func:`log_to_file`: the arguments, the exp table) go to the log file
+and reach the console only when it was set up ``verbose``.
+"""
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
 
 LOG_FORMAT = "<green>{time:YYYY-MM-DD HH:mm:ss}</green> | <level>{level: <8}</level> | <level>{message}</level>"
+FILE_ONLY = "file_only"
 _handler_ids: list[int] = []
 
 
-def setup_logger(save_dir: str | Path, distributed_rank: int = 0, filename: str = "log.txt", mode: str = "a") -> Path:
-    """Send logs to stderr and ``<save_dir>/<filename>`` on rank 0; other ranks print warnings and errors only.
-
-    Calling it again (a second run in the same process) replaces the handlers it added before. Returns the
-    log file's path.
-    """
+def _remove_handlers() -> None:
+    """Remove the handlers added here before and loguru's own default one."""
     for handler_id in _handler_ids + [0]:  # 0 is loguru's default stderr handler
         try:
             logger.remove(handler_id)
         except ValueError:
             pass
     _handler_ids.clear()
+
+
+def _not_file_only(record: dict[str, Any]) -> bool:
+    return not record["extra"].get(FILE_ONLY, False)
+
+
+def setup_console_logger() -> None:
+    """Log to stderr in the commands' one format (INFO and up) until a run folder's :func:`setup_logger`."""
+    _remove_handlers()
+    _handler_ids.append(logger.add(sys.stderr, format=LOG_FORMAT, level="INFO", filter=_not_file_only))
+
+
+def setup_logger(save_dir: str | Path, distributed_rank: int = 0, filename: str = "log.txt", mode: str = "a",
+                 verbose: bool = False) -> Path:
+    """Send logs to stderr and ``<save_dir>/<filename>`` on rank 0; other ranks print warnings and errors only.
+
+    ``verbose`` also shows the file-only records on the console. Calling it again (a second run in the same
+    process) replaces the handlers it added before. Returns the log file's path.
+    """
+    _remove_handlers()
     save_path = Path(save_dir) / filename
     if distributed_rank == 0:
         save_path.parent.mkdir(parents=True, exist_ok=True)
         if mode == "o" and save_path.exists():
             save_path.unlink()
-        _handler_ids.append(logger.add(sys.stderr, format=LOG_FORMAT, level="INFO", enqueue=False))
+        _handler_ids.append(logger.add(sys.stderr, format=LOG_FORMAT, level="INFO", enqueue=False,
+                                       filter=None if verbose else _not_file_only))
         _handler_ids.append(logger.add(save_path, format=LOG_FORMAT, level="INFO", colorize=False))
     else:
         rank_format = f"[rank {distributed_rank}] " + LOG_FORMAT
         _handler_ids.append(logger.add(sys.stderr, format=rank_format, level="WARNING"))
     return save_path
+
+
+def log_to_file(text: str) -> None:
+    """Log ``text`` to the run's log file only (and to the console when the logger was set up ``verbose``)."""
+    logger.bind(**{FILE_ONLY: True}).info(text)

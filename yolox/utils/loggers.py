@@ -5,8 +5,8 @@ W&B options are trailing ``wandb-<option> value`` pairs of the train command (``
 configured through environment variables (``MLFLOW_TRACKING_URI``, ``MLFLOW_EXPERIMENT_NAME``,
 ``MLFLOW_TAGS``, ``MLFLOW_NESTED_RUN``, ``YOLOX_MLFLOW_RUN_NAME``, ``YOLOX_MLFLOW_LOG_MODEL_ARTIFACTS``,
 ``YOLOX_MLFLOW_LOG_MODEL_PER_n_EPOCHS``, ``YOLOX_MLFLOW_LOG_Nth_EPOCH_MODELS``, ``YOLOX_MLFLOW_FLATTEN_PARAMS``).
-Both log the scalars TensorBoard gets (``train/<loss>``, ``train/lr`` per print interval; ``val/COCOAP50``,
-``val/COCOAP50_95`` per evaluation) and, when asked, the checkpoints as artifacts. The packages are
+Both log the scalars TensorBoard gets (``train/<loss>``, ``train/lr`` and ``attention/<block>/<figure>`` per
+print interval; ``val/COCOAP50``, ``val/COCOAP50_95`` per evaluation) and, when asked, the checkpoints as artifacts. The packages are
 optional extras, imported only when a logger is built.
 """
 
@@ -96,6 +96,7 @@ class WandbLogger:
         self.run = self.wandb.run or self.wandb.init(**{k: v for k, v in init_args.items() if v is not None})
         self.run.define_metric("train/step")
         self.run.define_metric("train/*", step_metric="train/step")
+        self.run.define_metric("attention/*", step_metric="train/step")
         self.run.define_metric("train/epoch")
         self.run.define_metric("val/*", step_metric="train/epoch")
 
