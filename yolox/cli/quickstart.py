@@ -19,6 +19,7 @@ from yolox.cli.common import USER_ERRORS, command_parser, run_command
 from yolox.utils.errors import UserError
 from yolox.utils.protocols import ExpLike
 from yolox.utils.run_files import trained_checkpoints
+from yolox.utils.visualize import tile_images
 
 # The checkout's exps/ folder, beside the yolox package: found from here, not from the current folder.
 CHECKOUT_ROOT = Path(__file__).resolve().parents[2]
@@ -35,19 +36,6 @@ def ensure_shapes_dataset(data_dir: Path, num_train: int, num_val: int, seed: in
         return False
     generate_shapes_dataset(data_dir, num_train=num_train, num_val=num_val, seed=seed)
     return True
-
-
-def tile_images(images: Sequence[np.ndarray], columns: int) -> np.ndarray:
-    """Lay equally sized BGR images out in a grid, row by row, padding the last row with grey."""
-    if not images:
-        raise ValueError("no images to tile")
-    height, width = images[0].shape[:2]
-    rows = -(-len(images) // columns)
-    grid = np.full((rows * height, columns * width, 3), 114, dtype=np.uint8)
-    for index, image in enumerate(images):
-        row, column = divmod(index, columns)
-        grid[row * height:(row + 1) * height, column * width:(column + 1) * width] = cv2.resize(image, (width, height))
-    return grid
 
 
 def draw_prediction_picture(exp: ExpLike, ckpt: Path, image_paths: Sequence[Path], out_path: Path,

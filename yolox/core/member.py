@@ -17,6 +17,7 @@ import yolox
 from yolox.core.guards import LossSpikeWatch, check_weights
 from yolox.core.resume import ResumePoint
 from yolox.core.run_log import EVAL, RunLog
+from yolox.core.run_pictures import RunPictures
 from yolox.evaluators.base import evaluation_figures
 from yolox.models.attention_probe import AttentionProbe
 from yolox.utils.checkpoint import save_checkpoint
@@ -44,6 +45,7 @@ class TrainingMember:
         self.meter = MeterBuffer(window_size=exp.print_interval)
         self.loss_watch = LossSpikeWatch()
         self.log = RunLog(run_dir, batch_size, writes=rank == 0)
+        self.pictures = RunPictures(run_dir, title=f"{exp.exp_name}: losses, learning rate and AP") if rank == 0 else None
         # Losses kept on the device until the next read-back (--loss-readback print).
         self.unread_outputs: list[dict] = []
         self.model: nn.Module | None = None  # DistributedDataParallel-wrapped in a distributed run
@@ -95,6 +97,9 @@ class TrainingMember:
         eval_model.eval()
         try:
             ap50_95, ap50, summary = self.exp.eval(eval_model, self.evaluator, is_distributed)
+            if self.pictures is not None:
+                device = next(eval_model.parameters()).device
+                self.pictures.write_val_predictions(eval_model, self.exp, self.evaluator, device)
         finally:
             eval_model.train(was_training)
         self.curr_ap = float(ap50_95)
@@ -103,6 +108,8 @@ class TrainingMember:
         figures = evaluation_figures(self.evaluator, ap50_95, ap50)
         self.log.log_scalars(EVAL, figures, epoch=epoch, iteration=completed_iters,
                              line=f"epoch {epoch} evaluation: AP50:95 {ap50_95:.4f}, AP50 {ap50:.4f}\n{summary}")
+        if self.pictures is not None:
+            self.pictures.write_curves()
         return improved
 
     def checkpoint_state(self, completed_iters: int, max_iter: int, input_size: tuple[int, ...],

@@ -386,6 +386,9 @@ class Trainer:
         for member in self.members:
             all_reduce_norm(unwrap_model(member.model))
         path = self.save_ckpt(LAST_EPOCH)
+        for member in self.members:
+            if member.pictures is not None:
+                member.pictures.write_curves()
         if self.rank == 0:
             logger.info(f"training of {self.exp.exp_name} is done: best AP50:95 {self.best_ap:.4f}, "
                         f"final checkpoint {path}")

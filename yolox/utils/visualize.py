@@ -88,3 +88,16 @@ def draw_detections(
             cv2.LINE_AA,
         )
     return canvas
+
+
+def tile_images(images: Sequence[np.ndarray], columns: int) -> np.ndarray:
+    """Lay equally sized BGR images out in a grid, row by row, padding the last row with grey."""
+    if not images:
+        raise ValueError("no images to tile")
+    height, width = images[0].shape[:2]
+    rows = -(-len(images) // columns)
+    grid = np.full((rows * height, columns * width, 3), 114, dtype=np.uint8)
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        grid[row * height:(row + 1) * height, column * width:(column + 1) * width] = cv2.resize(image, (width, height))
+    return grid
