@@ -261,3 +261,21 @@ def test_the_official_train_command_line_runs_from_another_folder(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "out" / "tiny" / "last_epoch_ckpt.pth").is_file() or \
         (tmp_path / "out" / "tiny" / "latest_ckpt.pth").is_file()
+
+
+def test_every_command_logs_in_the_one_format(capsys):
+    from loguru import logger
+
+    from yolox.cli.common import run_command as command_runner
+
+    assert command_runner(lambda: logger.warning("a warning from a command")) == 0
+    (line,) = capsys.readouterr().err.splitlines()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \| WARNING  \| a warning from a command", line)
+
+
+def test_a_write_failure_is_one_line(tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    assert yolox_main(["make-dataset", "--out", str(a_file / "shapes"), "--train", "2", "--val", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and str(a_file) in err

@@ -98,3 +98,15 @@ def test_tensorboard_files_hold_the_names_the_trackers_get(tmp_path: Path) -> No
     assert {name for name, _, _ in sent} >= {"attention/backbone.attn.dark3/gate_mean",
                                               "attention/backbone.attn.dark3/gate_std",
                                               "attention/backbone.attn.dark3/scale", "val/COCOAP50_95"}
+
+
+def test_a_missing_tensorboard_names_its_extra(tmp_path: Path, monkeypatch) -> None:
+    import sys
+
+    import pytest
+
+    from yolox.utils.errors import UserError
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # makes the import fail
+    with pytest.raises(UserError, match=r"pip install 'yolox-attention\[tensorboard\]'"):
+        RunLog(tmp_path, batch_size=8, writes=True).open_boards("tensorboard", None, None)
