@@ -1,5 +1,6 @@
 """The YOLOX experiment: official defaults plus the attention settings of this project."""
 
+import copy
 import math
 import random
 from pathlib import Path
@@ -15,6 +16,13 @@ from yolox.utils.errors import UserError
 
 SCHEDULERS = ("yoloxwarmcos", "warmcos", "cos", "multistep")
 DATASET_FORMATS = ("coco", "voc", "yolo")
+
+
+def default_backbone_options() -> dict[str, Any]:
+    """Fresh copies of the backbone keys' defaults, from the backbone table."""
+    from yolox.models.backbones import BACKBONE_OPTION_DEFAULTS
+
+    return copy.deepcopy(BACKBONE_OPTION_DEFAULTS)
 
 
 def _comparable(key: str, value: Any) -> Any:
@@ -40,14 +48,13 @@ class Exp(BaseExp):
         self.attention_kwargs: dict[str, Any] = {}
         self.attention_init = "paper"
         # ---------------- backbone ---------------- #
-        self.backbone = "cspdarknet"  # cspdarknet | resnet18 | resnet34 | resnet50 | resnet101 | resnet152
-        self.backbone_weights: str | None = None  # ResNet: a local torchvision ImageNet state dict (.pth)
-        self.freeze_backbone_stages = 0  # ResNet: k in 0..4 freezes the stem and layer1..layer k
-        self.block_attention: str | None = None  # ResNet: attention inside the residual blocks
-        self.block_attention_position = "standard"  # standard | pre | post | identity
-        self.block_attention_stages: tuple[str, ...] = ("layer3", "layer4")
-        self.block_attention_kwargs: dict[str, Any] = {}
-        self.block_attention_init = "paper"
+        # A name of the backbone table (yolox.models.backbones.BACKBONES): cspdarknet, resnet18 ... resnet152,
+        # mobilenet_v3_large.
+        self.backbone = "cspdarknet"
+        # The keys some backbones read, at their defaults (yolox.models.resnet.RESNET_OPTIONS, for the ResNets):
+        # backbone_weights, freeze_backbone_stages, block_attention, block_attention_position,
+        # block_attention_stages, block_attention_kwargs, block_attention_init.
+        self.__dict__.update(default_backbone_options())
         # ---------------- data ---------------- #
         self.data_num_workers = 4
         self.input_size = (640, 640)
@@ -161,42 +168,18 @@ class Exp(BaseExp):
                 none = " or None (unseeded)" if allow_none else ""
                 raise UserError(f"exp key {key}={value!r}: must be a whole number >= 0{none}")
 
-    def validate_backbone(self) -> None:
-        """Check the backbone keys: a known backbone, ResNet-only keys only with a ResNet, valid block attention."""
-        from yolox.models import ATTENTION_INIT_MODES, available_attentions
-        from yolox.models.resnet import (
-            RESNET_BACKBONES,
-            check_block_attention_position,
-            normalize_block_attention_stages,
-        )
+    def backbone_options(self) -> dict[str, Any]:
+        """The exp's backbone keys (those of the backbone table's BACKBONE_OPTION_DEFAULTS) and their values."""
+        from yolox.models.backbones import BACKBONE_OPTION_DEFAULTS
 
-        if self.backbone not in ("cspdarknet", *RESNET_BACKBONES):
-            raise UserError(f"exp key backbone={self.backbone!r} is unknown: use one of "
-                            f"{', '.join(('cspdarknet', *RESNET_BACKBONES))}")
-        if self.backbone == "cspdarknet":
-            resnet_only = [f"{key}={getattr(self, key)!r}" for key, unset in
-                           (("backbone_weights", None), ("block_attention", None), ("freeze_backbone_stages", 0))
-                           if getattr(self, key) != unset]
-            if resnet_only:
-                raise UserError(f"exp keys {', '.join(resnet_only)} need a ResNet backbone: set backbone to one of "
-                                f"{', '.join(RESNET_BACKBONES)}, or unset them")
-            return
-        stages = self.freeze_backbone_stages
-        if isinstance(stages, bool) or not isinstance(stages, int) or not 0 <= stages <= 4:
-            raise UserError(f"exp key freeze_backbone_stages={stages!r}: use a whole number from 0 (none) to 4 (all)")
-        if self.block_attention is None:
-            return
-        if self.block_attention not in available_attentions():
-            raise UserError(f"exp key block_attention={self.block_attention!r} is unknown: use one of "
-                            f"{', '.join(available_attentions())} or None")
-        if self.block_attention_init not in ATTENTION_INIT_MODES:
-            raise UserError(f"exp key block_attention_init={self.block_attention_init!r}: use one of "
-                            f"{', '.join(ATTENTION_INIT_MODES)}")
-        try:
-            check_block_attention_position(self.block_attention_position)
-            self.block_attention_stages = normalize_block_attention_stages(self.block_attention_stages)
-        except UserError as err:
-            raise UserError(f"exp key block_attention_position/block_attention_stages: {err}") from None
+        return {key: getattr(self, key) for key in BACKBONE_OPTION_DEFAULTS}
+
+    def validate_backbone(self) -> None:
+        """Check the backbone keys through the backbone table: a known backbone, only keys it reads, valid values."""
+        from yolox.models.backbones import check_backbone_options
+
+        for key, value in check_backbone_options(self.backbone, self.backbone_options()).items():
+            setattr(self, key, value)
 
     def validate_attention(self) -> None:
         """Check the attention keys against what yolox.models accepts and store them in canonical (lower) case."""
@@ -236,11 +219,11 @@ class Exp(BaseExp):
         return resolve_attention_levels(self.attention_position, self.attention_levels, self.backbone_levels())
 
     def backbone_levels(self) -> tuple[str, ...]:
-        """Names of the backbone outputs the neck fuses: dark3..dark5 for CSPDarknet, c3..c5 for a ResNet."""
-        from yolox.models import BACKBONE_LEVELS
-        from yolox.models.resnet import RESNET_OUT_FEATURES
+        """Names of the backbone outputs the neck fuses (the table's levels): dark3..dark5 for CSPDarknet, c3..c5
+        for the torchvision trunks."""
+        from yolox.models.backbones import backbone_entry
 
-        return BACKBONE_LEVELS if self.backbone == "cspdarknet" else RESNET_OUT_FEATURES
+        return backbone_entry(self.backbone).levels
 
     def meta(self) -> dict[str, Any]:
         """Plain-Python description of the model stored in checkpoints and checked when loading them."""
@@ -291,11 +274,12 @@ class Exp(BaseExp):
     def get_model(self) -> nn.Module:
         """Build YOLOX (PAFPN with the chosen attention + decoupled head), BN eps 1e-3, momentum 0.03."""
         from yolox.models import YOLOPAFPN, YOLOX, YOLOXHead
+        from yolox.models.backbones import build_backbone, finish_backbone
 
         self.validate()
         if getattr(self, "model", None) is None:
             in_channels = [256, 512, 1024]
-            trunk = self.get_resnet_trunk() if self.backbone != "cspdarknet" else None
+            trunk = build_backbone(self.backbone, self.backbone_options())  # None: the neck's own CSPDarknet
             backbone = YOLOPAFPN(
                 self.depth, self.width, in_channels=in_channels, act=self.act, depthwise=self.depthwise,
                 attention=self.attention, attention_levels=self.attention_levels,
@@ -306,30 +290,10 @@ class Exp(BaseExp):
                              depthwise=self.depthwise)
             self.model = YOLOX(backbone, head)
             self.finish_model(self.model)
-            if trunk is not None:
-                self.finish_resnet_trunk(trunk)
+            finish_backbone(self.backbone, trunk, self.backbone_options())
             if self.attention is not None:
                 self.warn_about_attention_cost(self.model)
         return self.model
-
-    def get_resnet_trunk(self) -> nn.Module:
-        """The ResNet trunk of ``backbone`` (torchvision's classes) with the exp's in-block attention."""
-        from yolox.models.resnet import ResNetTrunk
-
-        return ResNetTrunk(
-            self.backbone, block_attention=self.block_attention, block_attention_position=self.block_attention_position,
-            block_attention_stages=self.block_attention_stages, block_attention_kwargs=dict(self.block_attention_kwargs),
-            block_attention_init=self.block_attention_init, frozen_stages=self.freeze_backbone_stages,
-        )
-
-    def finish_resnet_trunk(self, trunk: nn.Module) -> None:
-        """Give the trunk back torchvision's BatchNorm eps (its ImageNet statistics assume it), load its weights."""
-        from yolox.models import init_bn
-        from yolox.models.resnet import load_resnet_weights
-
-        init_bn(trunk, eps=1e-5, momentum=0.03)
-        if self.backbone_weights:
-            load_resnet_weights(trunk, self.backbone_weights)
 
     def warn_about_attention_cost(self, model: nn.Module) -> None:
         """Log a warning when the attention blocks add more than 10% to the model's FLOPs at ``test_size``."""

@@ -8,8 +8,10 @@ from yolox.models.attention import (
     normalize_attention_name,
     register_attention,
 )
+from yolox.models.backbones import BACKBONES, Backbone, backbone_entry
 from yolox.models.darknet import CSPDarknet, Darknet
 from yolox.models.losses import IOUloss
+from yolox.models.mobilenet import MobileNetV3Trunk
 from yolox.models.network_blocks import (
     BaseConv,
     Bottleneck,
@@ -37,7 +39,9 @@ from yolox.models.yolox import YOLOX
 __all__ = [
     "ATTENTION_INIT_MODES",
     "ATTENTION_POSITIONS",
+    "BACKBONES",
     "BACKBONE_LEVELS",
+    "Backbone",
     "BaseConv",
     "Bottleneck",
     "CSPDarknet",
@@ -46,6 +50,7 @@ __all__ = [
     "Darknet",
     "Focus",
     "IOUloss",
+    "MobileNetV3Trunk",
     "NECK_LEVELS",
     "RESNET_BACKBONES",
     "ResLayer",
@@ -56,6 +61,7 @@ __all__ = [
     "YOLOX",
     "YOLOXHead",
     "attention_levels_for",
+    "backbone_entry",
     "available_attentions",
     "build_attention",
     "get_activation",

@@ -20,13 +20,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from loguru import logger
 from torch import nn
 from torchvision.models import resnet as tv_resnet
 
-from yolox.models.attention import attention_rng, build_attention
+from yolox.models.attention import ATTENTION_INIT_MODES, attention_rng, available_attentions, build_attention
+from yolox.models.imagenet_input import ImageNetInput
+from yolox.models.network_blocks import init_bn
 from yolox.utils.checkpoint import load_checkpoint_file
 from yolox.utils.errors import UserError
 from yolox.utils.model_utils import fuse_conv_and_bn
@@ -67,10 +70,18 @@ RESNET_STAGES = ("layer1", "layer2", "layer3", "layer4")
 RESNET_OUT_FEATURES = ("c3", "c4", "c5")  # the outputs of layer2, layer3, layer4: strides 8, 16, 32
 BLOCK_ATTENTION_POSITIONS = ("standard", "pre", "post", "identity")
 DEFAULT_BLOCK_ATTENTION_STAGES = ("layer3", "layer4")
+DEFAULT_BLOCK_ATTENTION_POSITION = "standard"
+# The exp keys a ResNet backbone reads, with their defaults: the one place these defaults are written.
+RESNET_OPTIONS: dict[str, Any] = {
+    "backbone_weights": None,  # a local torchvision ImageNet state dict (.pth)
+    "freeze_backbone_stages": 0,  # k in 0..4 freezes the stem and layer1..layer k
+    "block_attention": None,  # attention inside the residual blocks
+    "block_attention_position": DEFAULT_BLOCK_ATTENTION_POSITION,  # standard | pre | post | identity
+    "block_attention_stages": DEFAULT_BLOCK_ATTENTION_STAGES,
+    "block_attention_kwargs": {},
+    "block_attention_init": "paper",
+}
 STEM_MODULES = ("conv1", "bn1")
-# torchvision's ImageNet models take RGB in 0..1 normalised by these; YOLOX feeds BGR in 0..255.
-IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
-IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 
 
 def check_resnet_name(name: str) -> str:
@@ -102,6 +113,46 @@ def normalize_block_attention_stages(stages: str | Iterable[str]) -> tuple[str, 
     if not chosen:
         raise UserError(f"block_attention_stages is empty; choose a subset of {', '.join(RESNET_STAGES)}")
     return tuple(stage for stage in RESNET_STAGES if stage in chosen)
+
+
+def check_frozen_stages(stages: object) -> int:
+    """Return ``stages`` if it is a whole number from 0 to 4, else raise a UserError naming the exp key."""
+    if isinstance(stages, bool) or not isinstance(stages, int) or not 0 <= stages <= 4:
+        raise UserError(f"freeze_backbone_stages={stages!r}: use a whole number from 0 (none) to 4 (all)")
+    return stages
+
+
+def check_resnet_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The exp's ResNet keys (those of ``RESNET_OPTIONS``) checked, ``block_attention_stages`` in network order.
+
+    Run when the exp is validated, before anything is built; a bad value is a UserError naming the exp key.
+    """
+    checked = dict(options)
+    try:
+        check_frozen_stages(checked["freeze_backbone_stages"])
+    except UserError as err:
+        raise UserError(f"exp key {err}") from None
+    if checked["block_attention"] is None:
+        return checked
+    if checked["block_attention"] not in available_attentions():
+        raise UserError(f"exp key block_attention={checked['block_attention']!r} is unknown: use one of "
+                        f"{', '.join(available_attentions())} or None")
+    if checked["block_attention_init"] not in ATTENTION_INIT_MODES:
+        raise UserError(f"exp key block_attention_init={checked['block_attention_init']!r}: use one of "
+                        f"{', '.join(ATTENTION_INIT_MODES)}")
+    try:
+        check_block_attention_position(checked["block_attention_position"])
+        checked["block_attention_stages"] = normalize_block_attention_stages(checked["block_attention_stages"])
+    except UserError as err:
+        raise UserError(f"exp key block_attention_position/block_attention_stages: {err}") from None
+    return checked
+
+
+def finish_resnet_trunk(trunk: nn.Module, options: Mapping[str, Any]) -> None:
+    """Give the trunk back torchvision's BatchNorm eps (its ImageNet statistics assume it), load its weights."""
+    init_bn(trunk, eps=1e-5, momentum=0.03)
+    if options.get("backbone_weights"):
+        load_resnet_weights(trunk, options["backbone_weights"])
 
 
 def check_block_attention_position(position: str) -> str:
@@ -214,7 +265,7 @@ class ResNetTrunk(nn.Module):
         self,
         name: str = "resnet50",
         block_attention: str | None = None,
-        block_attention_position: str = "standard",
+        block_attention_position: str = DEFAULT_BLOCK_ATTENTION_POSITION,
         block_attention_stages: str | Iterable[str] = DEFAULT_BLOCK_ATTENTION_STAGES,
         block_attention_kwargs: Mapping | None = None,
         block_attention_init: str = "paper",
@@ -223,8 +274,7 @@ class ResNetTrunk(nn.Module):
         """Build ``name`` (resnet18 ... resnet152) with random weights and the optional in-block attention."""
         super().__init__()
         self.name = check_resnet_name(name)
-        if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, int) or not 0 <= frozen_stages <= 4:
-            raise UserError(f"freeze_backbone_stages={frozen_stages!r}: use a whole number from 0 (none) to 4 (all)")
+        check_frozen_stages(frozen_stages)
         network = RESNET_BUILDERS[self.name](weights=None)
         self.conv1 = network.conv1
         self.bn1 = network.bn1
@@ -237,11 +287,7 @@ class ResNetTrunk(nn.Module):
         self.out_features = RESNET_OUT_FEATURES
         self.out_channels = resnet_out_channels(self.name)
         self.out_strides = (8, 16, 32)
-        mean = torch.tensor(IMAGENET_MEAN_RGB) * 255.0
-        std = torch.tensor(IMAGENET_STD_RGB) * 255.0
-        self.register_buffer("rgb_order", torch.tensor([2, 1, 0]), persistent=False)
-        self.register_buffer("input_shift", mean.reshape(1, 3, 1, 1), persistent=False)
-        self.register_buffer("input_scale", (1.0 / std).reshape(1, 3, 1, 1), persistent=False)
+        self.imagenet_input = ImageNetInput()
 
         self.block_attention = block_attention
         self.block_attention_position = check_block_attention_position(block_attention_position)
@@ -265,6 +311,17 @@ class ResNetTrunk(nn.Module):
                 if not _is_attention_name(parameter_name):
                     parameter.requires_grad_(False)
         self.train()
+
+    @classmethod
+    def from_options(cls, name: str, options: Mapping[str, Any]) -> ResNetTrunk:
+        """The trunk ``name`` with the exp's ResNet keys (``RESNET_OPTIONS``) as its settings."""
+        return cls(
+            name, block_attention=options["block_attention"],
+            block_attention_position=options["block_attention_position"],
+            block_attention_stages=options["block_attention_stages"],
+            block_attention_kwargs=dict(options["block_attention_kwargs"]),
+            block_attention_init=options["block_attention_init"], frozen_stages=options["freeze_backbone_stages"],
+        )
 
     def frozen_modules(self) -> list[nn.Module]:
         """The stem and the first ``frozen_stages`` stages (empty when nothing is frozen)."""
@@ -311,7 +368,7 @@ class ResNetTrunk(nn.Module):
             ``{"c3": [B, c, H / 8, W / 8], "c4": [B, 2c, H / 16, W / 16], "c5": [B, 4c, H / 32, W / 32]}``
             (sides rounded up), c = 128 for resnet18/34 and 512 for resnet50 and deeper (``out_channels``).
         """
-        x = (images.index_select(1, self.rgb_order) - self.input_shift) * self.input_scale
+        x = self.imagenet_input(images)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         c2 = self.layer1(x)
         c3 = self.layer2(c2)
