@@ -2,7 +2,9 @@
 
 import json
 import os
+import signal
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -66,11 +68,47 @@ def test_slurm_flags_need_the_slurm_executor(tmp_path: Path, capsys):
     assert "--slurm-partition only apply with --executor slurm" in capsys.readouterr().err
 
 
-def test_a_preempted_job_requeues_itself_unchanged():
+def test_a_preempted_job_requeues_a_fresh_job_of_the_same_run():
     job = StudyRunJob("/shared/study", 3, "auto", 8, train_main, train_main)
     again = job.checkpoint()
-    assert isinstance(again, submitit.helpers.DelayedSubmission)
-    assert again.function is job and again.args == () and again.kwargs == {}
+    assert isinstance(again, submitit.helpers.DelayedSubmission) and again.args == () and again.kwargs == {}
+    fresh = again.function
+    assert fresh is not job and job.requeued and not fresh.requeued
+    assert (fresh.study_dir, fresh.run_index, fresh.device, fresh.devices) == ("/shared/study", 3, "auto", 8)
+
+
+def _task_of(controller_pid: int) -> int:
+    """The pid of the one task a local submitit controller runs."""
+    children = Path(f"/proc/{controller_pid}/task/{controller_pid}/children").read_text().split()
+    assert len(children) == 1, children
+    return int(children[0])
+
+
+@pytest.mark.slow
+def test_a_preempted_local_job_is_requeued_and_resumes(tmp_path: Path, tiny_overrides, monkeypatch):
+    from yolox.cli.eval import main as eval_main
+    from yolox.study.plan import build_plan, claim_study_dir
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    plan, study_dir = build_plan(SHAPES_EXP, None, "none", "0", batch_size=4, overrides=[*tiny_overrides, "max_epoch", "5"],
+                                 study_dir=str(tmp_path / "study"))
+    claim_study_dir(study_dir, plan, force=False)
+    run = plan.runs(study_dir)[0]
+    [job] = submit_runs(JobSettings("local"), study_dir, [0], "cpu", None, train_main, eval_main, 0)
+    while not (run.run_dir / "latest_ckpt.pth").is_file():  # the first epoch's checkpoint is written
+        assert not job.done(), job.stderr()
+        time.sleep(0.2)
+    os.kill(_task_of(int(job.job_id)), signal.SIGUSR2)  # what SLURM sends before pre-empting the job
+    outcome = job.result()
+    assert outcome["status"] == "done", outcome
+    sessions = json.loads((run.run_dir / "sessions.json").read_text())
+    assert [session.get("killed", False) for session in sessions] == [True, False] and sessions[1]["resumed"]
+    assert "resuming from" in (run.run_dir / "train_log.txt").read_text()
+    assert "requeued, the requeued job continues its training with --resume" in job.stderr()
+    evaluated = [json.loads(line)["epoch"] for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()
+                 if json.loads(line)["kind"] == "eval"]
+    assert set(evaluated) == {1, 2, 3, 4, 5}
+    assert json.loads((run.run_dir / "run.json").read_text())["status"] == "done"
 
 
 @pytest.mark.slow

@@ -104,6 +104,15 @@ def make_executor(settings: JobSettings, folder: Path, gpus_available: int) -> A
     return executor
 
 
+class Requeued(BaseException):
+    """Ends a job whose run submitit requeued (a BaseException, so the study records no failure for it)."""
+
+    def __init__(self, code: int) -> None:
+        """``code``: the exit code submitit's signal handler asked for (the local executor's requeue code)."""
+        super().__init__(code)
+        self.code = code
+
+
 class StudyRunJob:
     """One run of a study as a submitit job: picklable (folder, run index, devices, the two commands)."""
 
@@ -112,6 +121,21 @@ class StudyRunJob:
         """``train_main`` / ``eval_main``: the train and eval commands (module-level functions, so they pickle)."""
         self.study_dir, self.run_index, self.device, self.devices = study_dir, run_index, device, devices
         self.train_main, self.eval_main = train_main, eval_main
+        self.requeued = False
+
+    def _unless_requeued(self, command: Callable[[list[str]], int]) -> Callable[[list[str]], int]:
+        """``command``, raising :class:`Requeued` when submitit requeued the job while it ran.
+
+        Submitit's handler ends the process with SystemExit, which a command turns into its exit code; without
+        this the study would record the run as failed with that code instead of leaving it to the requeued job.
+        """
+        def run(argv: list[str]) -> int:
+            code = command(argv)
+            if self.requeued:
+                raise Requeued(code)
+            return code
+
+        return run
 
     def __call__(self) -> dict[str, Any]:
         """Train and score the run unless it is done; the outcome as plain data for the submitting process."""
@@ -122,14 +146,20 @@ class StudyRunJob:
         run = plan.runs(Path(self.study_dir))[self.run_index]
         if run_status(run) == "done":
             return {"label": run.label, "status": "done", "code": 0, "message": "finished before"}
-        outcome = execute_run(plan, run, self.device, self.devices, self.train_main, self.eval_main)
+        try:
+            outcome = execute_run(plan, run, self.device, self.devices, self._unless_requeued(self.train_main),
+                                  self._unless_requeued(self.eval_main))
+        except Requeued as stop:
+            raise SystemExit(stop.code) from None
         return {"label": run.label, "status": outcome.status, "code": outcome.code, "message": outcome.message}
 
     def checkpoint(self) -> Any:
-        """Called by submitit on pre-emption or time-out: requeue this job, which resumes the run's training."""
+        """Called by submitit on pre-emption or time-out: requeue a fresh job of this run, which resumes it."""
+        self.requeued = True
         logger.warning(f"study run {self.run_index} of {self.study_dir}: pre-empted or out of time; requeued, "
                        "the requeued job continues its training with --resume")
-        return require_submitit().helpers.DelayedSubmission(self)
+        again = StudyRunJob(self.study_dir, self.run_index, self.device, self.devices, self.train_main, self.eval_main)
+        return require_submitit().helpers.DelayedSubmission(again)
 
 
 def submit_runs(settings: JobSettings, study_dir: Path, run_indices: list[int], device: str, devices: int | None,
