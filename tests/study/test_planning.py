@@ -55,3 +55,18 @@ def test_plan_command_prints_the_table(capsys):
     printed = capsys.readouterr().out
     assert "| quarter " in printed and "seeds, holm (alpha 0.025)" in printed and "(assumed)" in printed
     assert study_main(["plan", "-f", SHAPES_EXP, "--variants", "none,cam", "--effect", "0.5", "--seed-sd", "-1"]) == 2
+
+
+def test_plan_command_costs_the_fine_tune_design_and_halving(capsys):
+    # The shapes exp trains 10 epochs; the fine-tunes 2; --hours-per-run 1 is a 10-epoch run: 0.1 h per epoch.
+    assert study_main(["plan", "-f", SHAPES_EXP, "--variants", "none,cam,se", "--effect", "0.5", "--seed-sd", "0.2",
+                       "--hours-per-run", "1", "--init-from", "baseline", "--finetune", "max_epoch", "2", "no_aug_epochs", "1",
+                       "--halving", "0.5"]) == 0
+    printed = capsys.readouterr().out
+    seeds = _statsmodels_seeds(0.005, math.sqrt(2) * 0.002, 0.05 / 2)
+    epochs = seeds * 3 * 2 + 10
+    floor = epochs - seeds * 2 * (2 - 1)
+    assert (f"{seeds} seeds x 3 variants = {3 * seeds} runs of 2 epochs (fine-tunes) + the baseline's init run of 10 "
+            f"epochs, {epochs} epochs of training, about {epochs * 0.1:.1f} hours (at 0.1 h per epoch)") in printed
+    assert (f"down to {floor} epochs, {floor * 0.1:.1f} hours if every variant but the baseline stops at the first "
+            "rung (epoch 1)") in printed

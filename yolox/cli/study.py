@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from yolox.cli.common import EXIT_FAILED, EXIT_OK, add_exp_arguments, command_parser, positive_int, run_command
+from yolox.cli.common import EXIT_OK, add_exp_arguments, command_parser, positive_int, run_command
 from yolox.utils.errors import UserError
 
 if TYPE_CHECKING:
@@ -49,6 +49,23 @@ def make_parser() -> argparse.ArgumentParser:
                         help="AP points: the report says how many seeds each comparison needs to find this effect")
     parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                         help="replicates of the report's two-level bootstrap over seeds and validation images (0: off)")
+    design = parser.add_argument_group("cheaper designs")
+    design.add_argument("--init-from", default=None, metavar="CKPT|baseline",
+                        help="fine-tune design: every run starts from this checkpoint (loaded non-strictly; "
+                             "attention_init identity unless a variant sets it), or 'baseline': train the baseline "
+                             "once, then fine-tune every variant from its final checkpoint")
+    design.add_argument("--init-seed", type=int, default=0, help="seed of the baseline's init run (default 0)")
+    design.add_argument("--init-overrides", nargs="+", default=None, metavar="KEY VALUE",
+                        help="with --init-from baseline: 'key value' pairs of the init run's schedule, after the "
+                             "trailing overrides (values end at the next flag)")
+    design.add_argument("--finetune", nargs="+", default=None, metavar="KEY VALUE",
+                        help="the fine-tune schedule of every run, e.g. max_epoch 30 warmup_epochs 1 no_aug_epochs 5 "
+                             "(values end at the next flag)")
+    design.add_argument("--halving", default=None, metavar="RUNGS",
+                        help="successive halving: fractions of the schedule, e.g. 0.2,0.5; a variant whose paired "
+                             "interval at a rung lies below -margin (after the correction) stops there")
+    design.add_argument("--no-halving", action="store_true",
+                        help="ignore the halving decisions of this folder: continue the stopped runs to the end")
     parser.add_argument("--retry-failed", action="store_true",
                         help="train the runs recorded as failed again (their record is kept as failed_attempt<k>.json)")
     parser.add_argument("--force", action="store_true", help="use a study folder made with other settings anyway")
@@ -88,13 +105,14 @@ def make_report_parser() -> argparse.ArgumentParser:
 
 
 def run_study(args: argparse.Namespace) -> int:
-    """Claim the folder, run this shard's unfinished runs in order, then write the report."""
+    """Claim the folder, train the init run and the halving rungs when asked, then this shard's runs; report."""
     from yolox.cli.eval import main as eval_main
     from yolox.cli.train import main as train_main
     from yolox.core.launch import launched_by_torchrun
     from yolox.study.costs import record_variants
+    from yolox.study.design import adopt_recorded_checkpoint, build_design
     from yolox.study.plan import build_plan, claim_study_dir, parse_shard, shard_runs
-    from yolox.study.runner import corrupt_record_error, execute_run, run_status
+    from yolox.study.stages import StudyStages
     from yolox.utils.device import resolve_device
 
     if launched_by_torchrun():
@@ -105,42 +123,34 @@ def run_study(args: argparse.Namespace) -> int:
     if args.experiment_name:
         raise UserError("-expn is not used by a study: each run's folder is <study_dir>/<variant>/seed<k>; "
                         "use --study-dir to choose the folder")
+    if jobs is not None and (args.init_from == "baseline" or args.halving):
+        raise UserError("--executor runs every run to its end in parallel: --init-from baseline (an init run first) "
+                        "and --halving (rungs decided between runs) need the study command without --executor, "
+                        "or --shard I/N")
+    design = build_design(args.init_from, args.init_seed, args.init_overrides, args.finetune)
     plan, study_dir = build_plan(args.exp_file, args.name, args.variants, args.seeds, baseline=args.baseline,
                                  batch_size=args.batch_size, fp16=args.fp16, overrides=args.opts,
                                  study_dir=args.study_dir, select=args.select, correction=args.correction,
-                                 margin_points=args.margin)
+                                 margin_points=args.margin, design=design, halving=args.halving)
+    plan = dataclasses.replace(plan, design=adopt_recorded_checkpoint(plan.design, study_dir))
     claim_study_dir(study_dir, plan, args.force)
     record_variants(plan, study_dir, str(resolve_device(args.device)))
     runs = shard_runs(plan.runs(study_dir), shard)
-    print(f"study {study_dir}: {len(runs)} runs in this shard "
-          f"({len(plan.variants)} variants x {len(plan.seeds)} seeds, baseline {plan.baseline})", flush=True)
+    halving = f", halving at epochs {','.join(map(str, plan.halving.epochs))}" if plan.halving.active else ""
+    print(f"study {study_dir}: {len(runs)} runs in this shard ({len(plan.variants)} variants x {len(plan.seeds)} "
+          f"seeds, baseline {plan.baseline}; design {plan.design.kind}{halving})", flush=True)
     if jobs is not None:
         from yolox.study.executor import run_jobs
 
         code = run_jobs(jobs, study_dir, runs, args.device, args.devices, args.retry_failed, train_main, eval_main)
         write_and_print_report(study_dir, args.effect, args.bootstrap)
         return code
-    code = EXIT_OK
-    for position, run in enumerate(runs, 1):
-        status = run_status(run)
-        if status == "done" or (status == "failed" and not args.retry_failed):
-            note = "finished before" if status == "done" else "failed before (--retry-failed trains it again)"
-            print(f"[{position}/{len(runs)}] {run.label}: {note}, skipped", flush=True)
-            continue
-        if status == "corrupt":
-            print(f"[{position}/{len(runs)}] {run.label}: not done, {corrupt_record_error(run)}", flush=True)
-        action = {"interrupted": "continuing", "failed": "retrying", "corrupt": "training again"}.get(status, "training")
-        print(f"[{position}/{len(runs)}] {run.label}: {action}", flush=True)
-        outcome = execute_run(plan, run, args.device, args.devices, train_main, eval_main)
-        if outcome.status == "failed":
-            print(f"[{position}/{len(runs)}] {run.label}: failed ({outcome.message}); recorded, going on",
-                  file=sys.stderr, flush=True)
-            code = EXIT_FAILED
-        elif outcome.status == "stopped":
-            print(f"[{position}/{len(runs)}] {run.label}: stopped ({outcome.message}, exit code {outcome.code}); "
-                  "run the same command again to continue", file=sys.stderr, flush=True)
-            code = outcome.code
-            break
+    stages = StudyStages(plan, study_dir, args)
+    code = stages.prepare_init(shard[0])
+    if code is None:
+        code = stages.train_rungs(runs)
+    if code is None:
+        code = stages.train_to_the_end(runs)
     write_and_print_report(study_dir, args.effect, args.bootstrap)
     return code
 
@@ -199,7 +209,15 @@ def make_plan_parser() -> argparse.ArgumentParser:
     noise.add_argument("--pilot", default=None, help="a study folder whose paired differences give the noise")
     noise.add_argument("--seed-sd", type=float, default=None, help="AP points: the seed-to-seed sd of one run's AP")
     parser.add_argument("--hours-per-run", type=float, default=None,
-                        help="hours one run trains (default: the pilot's measured mean)")
+                        help="hours one run of the study's schedule (the trailing overrides) trains from scratch "
+                             "(default: from the pilot's measured mean time per epoch)")
+    parser.add_argument("--init-from", default=None, metavar="CKPT|baseline",
+                        help="plan the fine-tune design (as for a study; a --pilot should use the same design)")
+    parser.add_argument("--init-overrides", nargs="+", default=None, metavar="KEY VALUE",
+                        help="the init run's schedule, as for a study")
+    parser.add_argument("--finetune", nargs="+", default=None, metavar="KEY VALUE",
+                        help="the fine-tune schedule, as for a study")
+    parser.add_argument("--halving", default=None, metavar="RUNGS", help="halving rungs, as for a study")
     parser.add_argument("--correction", default="holm", choices=("holm", "bonferroni", "none"),
                         help="multiplicity correction the planned study will use")
     parser.add_argument("--power", type=float, default=0.8, help="the chance of finding the effect (default 0.8)")
@@ -209,20 +227,30 @@ def make_plan_parser() -> argparse.ArgumentParser:
 
 def plan_study(args: argparse.Namespace) -> int:
     """Print the seeds and cost that the planned study needs."""
-    from yolox.study.plan import build_plan
+    from yolox.study.design import StudyCost, build_design, schedule_epochs
+    from yolox.study.plan import build_plan, load_plan
     from yolox.study.planning import noise_from_pilot, noise_from_seed_sd, plan_table
 
     if not 0 < args.power < 1:
         raise UserError(f"--power {args.power}: give a probability between 0 and 1, e.g. 0.8")
-    plan, _ = build_plan(args.exp_file, args.name, args.variants, "0", baseline=args.baseline, overrides=args.opts)
+    design = build_design(args.init_from, 0, args.init_overrides, args.finetune)
+    plan, _ = build_plan(args.exp_file, args.name, args.variants, "0", baseline=args.baseline, overrides=args.opts,
+                         design=design, halving=args.halving)
+    full_epochs = schedule_epochs(plan.exp, design.init_run_overrides(plan.overrides))
+    hours_per_epoch = None if args.hours_per_run is None else args.hours_per_run / full_epochs
     if args.pilot:
         noise = noise_from_pilot(Path(args.pilot))
+        pilot = load_plan(Path(args.pilot))
+        if hours_per_epoch is None and noise.hours_per_run is not None:
+            hours_per_epoch = noise.hours_per_run / schedule_epochs(pilot.exp, pilot.schedule_overrides())
         if args.hours_per_run is not None:
             noise = dataclasses.replace(noise, hours_per_run=args.hours_per_run)
     else:
         noise = noise_from_seed_sd(args.seed_sd, args.hours_per_run)
+    cost = StudyCost(design, full_epochs, plan.halving.total_epochs or schedule_epochs(plan.exp, plan.schedule_overrides()),
+                     plan.halving.epochs[0] if plan.halving.active else None, len(plan.variants), hours_per_epoch)
     _, text = plan_table([variant.name for variant in plan.variants], plan.baseline, args.effect, noise,
-                         args.correction, power=args.power)
+                         args.correction, power=args.power, cost_text=cost.describe)
     print(text, flush=True)
     return EXIT_OK
 

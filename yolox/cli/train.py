@@ -41,6 +41,9 @@ def make_parser() -> argparse.ArgumentParser:
                                             "with --device cuda:N; under torchrun or srun each task is one process)")
     parser.add_argument("--resume", action="store_true", default=False,
                         help=f"continue a run exactly from -c or <output_dir>/<exp_name>/{LATEST_CKPT}")
+    parser.add_argument("--stop-after-epoch", type=int, default=None, metavar="N",
+                        help="train only up to epoch N of the schedule (its learning-rate curve unchanged), evaluate "
+                             "there, save latest_ckpt.pth and exit; --resume continues the run")
     parser.add_argument("-e", "--start_epoch", type=int, default=None, help="1-based epoch to resume at")
     parser.add_argument("--fp16", dest="fp16", action="store_true", default=False,
                         help="mixed precision: float16 with loss scaling on CUDA, bfloat16 on CPU")

@@ -91,6 +91,11 @@ class Trainer:
         self.exp = exp
         self.args = args
         self.max_epoch = int(exp.max_epoch)
+        # --stop-after-epoch: train part of the schedule (same learning-rate curve), evaluate, keep latest_ckpt.pth.
+        stop_after = getattr(args, "stop_after_epoch", None)
+        if stop_after is not None and stop_after < 1:
+            raise UserError(f"--stop-after-epoch {stop_after}: give an epoch of the schedule, 1 to {self.max_epoch}")
+        self.stop_epoch = self.max_epoch if stop_after is None else min(int(stop_after), self.max_epoch)
         self.rank = get_rank()
         self.world_size = get_world_size()
         self.local_rank = get_local_rank()
@@ -136,6 +141,11 @@ class Trainer:
         try:
             self.before_train()
             self.train_in_epoch()
+            if self.stop_epoch < self.max_epoch:
+                if self.rank == 0:
+                    logger.info(f"stopped after epoch {max(self.stop_epoch, self.start_epoch)} of {self.max_epoch} as "
+                                "asked (--stop-after-epoch): latest_ckpt.pth holds it, --resume continues")
+                return
         except _StopRequested:
             path = self.save_ckpt(LATEST)
             if self.rank == 0:
@@ -159,7 +169,7 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def train_in_epoch(self) -> None:
         """Run the remaining epochs."""
-        for epoch in range(self.start_epoch, self.max_epoch):
+        for epoch in range(self.start_epoch, self.stop_epoch):
             self.epoch = epoch
             self.before_epoch()
             self.train_in_iter()
@@ -407,7 +417,8 @@ class Trainer:
     def after_epoch(self) -> None:
         """Evaluate when due, then write latest (and best / per-epoch) checkpoints."""
         epoch_number = self.epoch + 1
-        if self.no_aug or epoch_number % self.exp.eval_interval == 0:
+        stopping_here = epoch_number == self.stop_epoch < self.max_epoch
+        if self.no_aug or epoch_number % self.exp.eval_interval == 0 or stopping_here:
             for member in self.members:
                 all_reduce_norm(unwrap_model(member.model))
             # Saved first: an evaluation that fails (a bad validation image) must not lose the epoch.

@@ -43,7 +43,7 @@ def measure_variants(plan: StudyPlan, names: list[str], device: str, occasion: s
     for variant in plan.variants:
         if variant.name not in names:
             continue
-        exp = load_variant_exp(exp_file, exp_name, [*plan.overrides, *variant.override_args()])
+        exp = load_variant_exp(exp_file, exp_name, [*plan.schedule_overrides(), *variant.override_args()])
         model = exp.get_model().eval()
         stats = get_model_stats(model, tuple(exp.test_size))
         class_names = exp.resolved_class_names()

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from yolox.models.attention import normalize_attention_name
+from yolox.study.design import Design
+from yolox.study.halving import HalvingRule, build_rule
 from yolox.utils.errors import UserError
 from yolox.utils.files import create_json_exclusively, write_json_atomically
 
@@ -163,6 +165,12 @@ class StudyPlan:
     select: str = "last"
     correction: str = "holm"
     margin: float = 0.0  # AP as a fraction (0.003 = 0.3 AP points); 0 = no margin, no equivalence test
+    design: Design = field(default_factory=Design)
+    halving: HalvingRule = field(default_factory=HalvingRule)
+
+    def schedule_overrides(self) -> list[str]:
+        """The overrides every run gets before its variant's: the design's defaults, the study's, the fine-tune's."""
+        return self.design.run_overrides(self.overrides)
 
     def runs(self, study_dir: Path) -> list[Run]:
         """All runs, seed by seed (every variant of seed 0 first), so early runs already form pairs."""
@@ -175,7 +183,8 @@ class StudyPlan:
                 "variants": {variant.name: [list(pair) for pair in variant.overrides] for variant in self.variants},
                 "seeds": list(self.seeds), "baseline": self.baseline, "batch_size": self.batch_size,
                 "fp16": self.fp16, "overrides": list(self.overrides), "select": self.select,
-                "correction": self.correction, "margin": self.margin}
+                "correction": self.correction, "margin": self.margin, "design": self.design.to_dict(),
+                "halving": self.halving.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StudyPlan:
@@ -184,7 +193,8 @@ class StudyPlan:
         # Plans written before the estimand was declared scored the best checkpoint, uncorrected.
         return cls(data["exp"], data["exp_name"], variants, list(data["seeds"]), data["baseline"],
                    int(data["batch_size"]), bool(data["fp16"]), list(data.get("overrides", [])),
-                   data.get("select", "best"), data.get("correction", "none"), float(data.get("margin", 0.0)))
+                   data.get("select", "best"), data.get("correction", "none"), float(data.get("margin", 0.0)),
+                   Design.from_dict(data.get("design")), HalvingRule.from_dict(data.get("halving")))
 
 
 def shard_runs(runs: list[Run], shard: tuple[int, int]) -> list[Run]:
@@ -241,7 +251,8 @@ def load_variant_exp(exp_file: str | None, exp_name: str | None, overrides: list
 def build_plan(exp_file: str | None, exp_name: str | None, variants: str, seeds: str, *, baseline: str | None = None,
                batch_size: int = 64, fp16: bool = False, overrides: list[str] | None = None,
                study_dir: str | None = None, select: str = "last", correction: str = "holm",
-               margin_points: float = 0.0) -> tuple[StudyPlan, Path]:
+               margin_points: float = 0.0, design: Design | None = None,
+               halving: str | None = None) -> tuple[StudyPlan, Path]:
     """Check every variant's exp (unknown names and keys fail here, before training); return the plan and folder.
 
     ``margin_points`` is in AP points (percent); the plan stores it as a fraction like every AP.
@@ -265,13 +276,22 @@ def build_plan(exp_file: str | None, exp_name: str | None, variants: str, seeds:
     baseline = baseline or (BASELINE_NAME if BASELINE_NAME in names else names[0])
     if baseline not in names:
         raise UserError(f"--baseline {baseline!r} is not among the variants ({', '.join(names)})")
+    design = design or Design()
+    run_overrides = design.run_overrides(overrides)
     for variant in parsed:
         try:
-            load_variant_exp(exp_file, exp_name, [*overrides, *variant.override_args()])
+            load_variant_exp(exp_file, exp_name, [*run_overrides, *variant.override_args()])
         except UserError as err:
             raise UserError(f"variant {variant.name!r}: {err}") from None
+    if design.kind == "baseline":
+        baseline_variant = next(variant for variant in parsed if variant.name == baseline)
+        try:
+            load_variant_exp(exp_file, exp_name, [*design.init_run_overrides(overrides), *baseline_variant.override_args()])
+        except UserError as err:
+            raise UserError(f"the init run (--init-from baseline, --init-overrides): {err}") from None
     plan = StudyPlan(exp=exp_file or exp_name, exp_name=base_exp.exp_name, variants=parsed, seeds=parse_seeds(seeds),
                      baseline=baseline, batch_size=batch_size, fp16=bool(fp16), overrides=overrides, select=select,
-                     correction=correction, margin=margin_points / 100.0)
+                     correction=correction, margin=margin_points / 100.0, design=design,
+                     halving=build_rule(halving, load_variant_exp(exp_file, exp_name, run_overrides).max_epoch))
     folder = Path(study_dir) if study_dir else Path(base_exp.output_dir) / f"{base_exp.exp_name}_study"
     return plan, folder

@@ -7,6 +7,7 @@ an assumed per-run seed sd, which gives a difference sd of sqrt(2) x seed sd (no
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,8 +63,12 @@ def noise_from_seed_sd(seed_sd_points: float, hours_per_run: float | None) -> No
 
 
 def plan_table(variants: list[str], baseline: str, effect_points: float, noise: Noise, correction: str,
-               alpha: float = ALPHA, power: float = POWER) -> tuple[list[dict], str]:
-    """Seeds needed per comparison with and without the correction, the runs and hours; as rows and as text."""
+               alpha: float = ALPHA, power: float = POWER,
+               cost_text: Callable[[int], str] | None = None) -> tuple[list[dict], str]:
+    """Seeds needed per comparison with and without the correction, the runs and hours; as rows and as text.
+
+    ``cost_text(seeds)`` words the cost of the study's design (default: runs x the noise's hours per run).
+    """
     if not effect_points > 0:
         raise UserError(f"--effect {effect_points}: give the smallest AP difference worth finding in AP points, e.g. 0.5")
     effect = effect_points / 100.0
@@ -91,6 +96,8 @@ def plan_table(variants: list[str], baseline: str, effect_points: float, noise: 
             + (f", about {hours:.1f} hours of training (at {noise.hours_per_run:.2f} h per run)" if hours is not None
                else " (give --hours-per-run or a --pilot with recorded train times for the hours)")
             if seeds is not None else "more than 10,000 seeds: the effect is far below the noise")
+    if seeds is not None and cost_text is not None:
+        cost = cost_text(seeds)
     text = (f"Seeds to find a true difference of {effect_points:g} AP points with {100 * power:.0f}% power per comparison "
             f"(paired t test, two-sided, noncentral t), {count} comparisons against `{baseline}`; noise from "
             f"{noise.source}.\n\n{table}\n\nWith the correction: {cost}.\n")

@@ -21,10 +21,12 @@ from typing import Any, NamedTuple
 import numpy as np
 from tabulate import tabulate
 
-from yolox.core.metrics_log import METRICS_FILE, parse_metrics
+from yolox.core.metrics_log import METRICS_FILE
 from yolox.study.costs import costs_of, measurement_note, read_variants
+from yolox.study.curves import curve_area, curve_lines, epoch_curve, paired_curves, plot_paired_curves
+from yolox.study.halving import compute_saved, halving_lines, load_decisions, stopped_variants
 from yolox.study.plan import Run, StudyPlan, load_plan
-from yolox.study.records import StudyFileError, check_eval_record, load_json_file, read_looks, read_run_record
+from yolox.study.records import StudyFileError, load_json_file, read_looks, read_run_record
 from yolox.study.runner import RUN_FILE
 from yolox.study.stats import (
     ALPHA,
@@ -44,7 +46,9 @@ from yolox.utils.run_files import LATEST_CKPT
 AP_COLUMNS = {"AP50:95": "AP50:95", "AP50": "AP50", "AP75": "AP75", "APs": "AP_small", "APm": "AP_medium",
               "APl": "AP_large"}
 PRIMARY = "AP50:95"
-SECONDARY = ("AP50", "AP75", "APs", "APm", "APl")
+# AP AUC: the area under a run's AP50:95-by-epoch curve over its span (its mean AP over training, yolox.study.curves).
+CURVE_AREA = "AP AUC"
+SECONDARY = ("AP50", "AP75", "APs", "APm", "APl", CURVE_AREA)
 LOOKS_FILE = "looks.json"
 PLOT_HINT = "study.png needs matplotlib: pip install -e \".[plot]\" and run tools/study.py report STUDY_DIR"
 CORRECTION_NAMES = {"holm": "Holm's step-down", "bonferroni": "Bonferroni", "none": "no correction"}
@@ -67,27 +71,6 @@ def run_figures(run_record: dict) -> dict[str, float]:
     return figures
 
 
-def epoch_curve(run_dir: Path) -> tuple[dict[int, float], list[int]]:
-    """AP50:95 (fraction) by epoch from a run's metrics.jsonl, and the numbers of its bad lines.
-
-    A repeated epoch (after a resume) keeps the last. A torn last line is dropped silently; a line that is
-    not a record, or an evaluation record without a whole epoch and an AP fraction, is a bad line.
-    """
-    path = run_dir / METRICS_FILE
-    if not path.is_file():
-        return {}, []
-    parsed = parse_metrics(path)
-    curve, bad = {}, list(parsed.bad_lines)
-    for record, line in zip(parsed.records, parsed.record_lines):
-        if record.get("kind") != "eval":
-            continue
-        if not check_eval_record(record):
-            bad.append(line)
-        elif record.get("ap50_95") is not None:
-            curve[int(record["epoch"])] = float(record["ap50_95"])
-    return curve, sorted(bad)
-
-
 @dataclass
 class StudyReport:
     """Everything the report shows, as plain data (AP as fractions)."""
@@ -107,6 +90,9 @@ class StudyReport:
     corrupt: list[str] = field(default_factory=list)
     bad_metrics: list[str] = field(default_factory=list)
     cost_note: str = ""
+    paired_curves: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    halving: list[dict[str, Any]] = field(default_factory=list)
+    compute_saved: dict[str, Any] = field(default_factory=dict)
     markdown: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -117,7 +103,8 @@ class StudyReport:
                 "effect": self.effect, "corrupt": self.corrupt, "bad_metrics": self.bad_metrics,
                 "cost_note": self.cost_note,
                 "curves": {name: {str(seed): curve for seed, curve in by_seed.items()}
-                           for name, by_seed in self.curves.items()}}
+                           for name, by_seed in self.curves.items()},
+                "paired_curves": self.paired_curves, "halving": self.halving, "compute_saved": self.compute_saved}
 
 
 def _mean_std(values: list[float]) -> dict[str, float | None]:
@@ -136,15 +123,18 @@ class RecordedRuns(NamedTuple):
     bad_metrics: list[str]  # metrics.jsonl files with bad lines: label, count and line numbers
 
 
-def read_runs(plan: StudyPlan, study_dir: Path) -> RecordedRuns:
-    """Finished, failed, missing and corrupt runs, the AP curves and the metrics files' bad lines."""
+def read_runs(plan: StudyPlan, study_dir: Path, stopped: dict[str, dict] | None = None) -> RecordedRuns:
+    """Finished, failed, missing and corrupt runs, the AP curves and the metrics files' bad lines.
+
+    ``stopped`` (variant -> halving decision) names why a stopped variant's runs are missing.
+    """
     recorded = RecordedRuns({variant.name: {} for variant in plan.variants},
                             {variant.name: {} for variant in plan.variants}, [],
                             {variant.name: {} for variant in plan.variants}, [], [])
     for run in plan.runs(study_dir):
         record_path = run.run_dir / RUN_FILE
         if not record_path.is_file():
-            recorded.missing.append(_missing_note(run))
+            recorded.missing.append(_missing_note(run, (stopped or {}).get(run.variant.name)))
             continue
         try:
             record = read_run_record(record_path)
@@ -155,8 +145,12 @@ def read_runs(plan: StudyPlan, study_dir: Path) -> RecordedRuns:
             recorded.failures[run.variant.name][run.seed] = {key: record.get(key)
                                                              for key in ("stage", "iteration", "reason")}
             continue
-        recorded.runs[run.variant.name][run.seed] = {**record, "figures": run_figures(record)}
         curve, bad_lines = epoch_curve(run.run_dir)
+        figures = run_figures(record)
+        area = curve_area(curve)
+        if area is not None:
+            figures[CURVE_AREA] = area
+        recorded.runs[run.variant.name][run.seed] = {**record, "figures": figures}
         recorded.curves[run.variant.name][run.seed] = curve
         if bad_lines:
             shown = ", ".join(map(str, bad_lines[:5])) + (", ..." if len(bad_lines) > 5 else "")
@@ -293,7 +287,8 @@ def build_report(study_dir: Path, costs: dict[str, dict[str, float]] | None = No
     """
     study_dir = Path(study_dir)
     plan = load_plan(study_dir)
-    recorded = read_runs(plan, study_dir)
+    decisions = load_decisions(study_dir)
+    recorded = read_runs(plan, study_dir, stopped_variants(decisions))
     runs, failures = recorded.runs, recorded.failures
     if costs is None:
         variants = read_variants(study_dir)
@@ -333,12 +328,16 @@ def build_report(study_dir: Path, costs: dict[str, dict[str, float]] | None = No
         entry["verdict_words"] = verdict_words(entry["verdict"], 100 * plan.margin)
     report = StudyReport(plan, runs, failures, _variant_rows(plan, runs, failures, costs), comparisons, sensitivity,
                          secondary_table, recorded.missing, look, resampling, effect, recorded.curves, recorded.corrupt,
-                         recorded.bad_metrics, cost_note)
+                         recorded.bad_metrics, cost_note, paired_curves(recorded.curves, plan.baseline), decisions,
+                         compute_saved(plan, study_dir, decisions))
     report.markdown = render_markdown(report)
     return report
 
 
-def _missing_note(run: Run) -> str:
+def _missing_note(run: Run, halted_by: dict | None = None) -> str:
+    if halted_by is not None:
+        return (f"{run.label} (stopped by halving at rung {halted_by['rung']}, epoch {halted_by['epoch']}; "
+                "--no-halving continues it)")
     if (run.run_dir / LATEST_CKPT).is_file():
         return f"{run.label} (running, or interrupted: the same study command continues it)"
     return f"{run.label} (not run yet)"
@@ -384,6 +383,14 @@ def _estimand_line(plan: StudyPlan) -> str:
     return "Compared: AP50:95 of each run's **last** checkpoint (the final EMA weights of the schedule)."
 
 
+def _design_line(plan: StudyPlan) -> str:
+    line = f"Design: {plan.design.describe()}."
+    if plan.design.kind != "scratch":
+        line += (" What the shared start bought shows in the noise table below: the correlation of each variant's AP "
+                 "with the baseline's across seeds and the sd of the paired differences.")
+    return line
+
+
 def _verdict_cell(entry: dict) -> str:
     words = entry["verdict_words"]
     if entry.get("exploratory") and entry["verdict"] in DECISIVE_VERDICTS:
@@ -402,7 +409,7 @@ def render_markdown(report: StudyReport) -> str:
     lines = [f"# Study of {plan.exp_name}", "",
              f"exp `{plan.exp}`, batch {plan.batch_size}{', fp16' if plan.fp16 else ''}, overrides `{overrides}`; "
              f"seeds {', '.join(map(str, plan.seeds))}; baseline `{plan.baseline}`; {done}/{total} runs finished, "
-             f"{failed} failed.", "", _estimand_line(plan), ""]
+             f"{failed} failed.", "", _design_line(plan), "", _estimand_line(plan), ""]
     has_gpu = any(row.get("gpu_ms") is not None for row in report.variants)
     headers = ["variant", "seeds", "failed", *(f"{column} %" for column in AP_COLUMNS), "best - last (AP points)",
                "params", "GFLOPs", "CPU ms", "CPU overhead"]
@@ -465,6 +472,8 @@ def render_markdown(report: StudyReport) -> str:
               "bought (sd of differences = sqrt(sd_v^2 + sd_b^2 - 2 r sd_v sd_b)); MDE: the true difference these seeds "
               "find 80% of the time at the comparison's level (noncentral t).", "",
               tabulate(power_rows, power_headers, tablefmt="github", disable_numparse=True), ""]
+    lines += halving_lines(plan, report.halving, report.compute_saved, report.runs)
+    lines += curve_lines(report.paired_curves, plan.baseline)
     if report.sensitivity:
         sensitivity = [[entry["variant"], len(entry["seeds"]), _pct(entry["mean"], "{:+.2f}") if entry["seeds"] else "-",
                         _interval(entry["ci_low"], entry["ci_high"]), entry["verdict_words"]] for entry in report.sensitivity]
@@ -520,7 +529,7 @@ def write_report(report: StudyReport, study_dir: Path) -> list[Path]:
         if importlib.util.find_spec("matplotlib") is not None:
             write_plot(report, renames.enter_context(atomic_path(plot_path)))
             markdown += ("\nPlots: study.png (AP50:95 against CPU latency; AP50:95 by epoch, mean and min-max over "
-                         "seeds; the paired differences with their intervals).\n")
+                         "seeds; the paired differences with their intervals; the paired difference by epoch with its band).\n")
             paths.append(plot_path)
         else:
             markdown += f"\n{PLOT_HINT}\n"
@@ -577,7 +586,7 @@ def write_plot(report: StudyReport, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (cost_axis, curve_axis, diff_axis) = plt.subplots(1, 3, figsize=(16, 4.4))
+    figure, (cost_axis, curve_axis, diff_axis, paired_axis) = plt.subplots(1, 4, figsize=(21, 4.4))
     for row in report.variants:
         ap = row["AP50:95"]
         if ap["mean"] is None or row["cpu_ms"] is None:
@@ -613,6 +622,7 @@ def write_plot(report: StudyReport, path: Path) -> None:
     diff_axis.set_yticks(range(len(report.comparisons)), [entry["variant"] for entry in report.comparisons])
     diff_axis.set_xlabel(f"AP50:95 difference to {report.plan.baseline} (AP points)")
     diff_axis.set_title(f"paired differences and {CORRECTION_NAMES[report.plan.correction]} intervals")
+    plot_paired_curves(paired_axis, report.paired_curves, report.plan.baseline, report.plan.margin)
     figure.tight_layout()
     figure.savefig(path, dpi=90, format="png")  # the path may be a temporary without the .png suffix
     plt.close(figure)

@@ -27,7 +27,7 @@ from yolox.core.metrics_log import METRICS_FILE, read_metrics
 from yolox.study import records
 from yolox.study.plan import Run, StudyPlan
 from yolox.utils.files import write_json_atomically
-from yolox.utils.run_files import LATEST_CKPT, trained_checkpoints
+from yolox.utils.run_files import LAST_EPOCH_CKPT, LATEST_CKPT, trained_checkpoints
 
 RUN_FILE = "run.json"
 DETECTIONS_FILE = "detections.npz"
@@ -43,13 +43,19 @@ def exp_flags(plan: StudyPlan) -> list[str]:
 
 
 def run_overrides(plan: StudyPlan, run: Run) -> list[str]:
-    """The trailing exp overrides of one run: the study's, then the variant's, then its seed and folder."""
-    return [*plan.overrides, *run.variant.override_args(), "seed", str(run.seed), "output_dir", str(run.variant_dir)]
+    """The trailing exp overrides of one run: the design's and the study's, then the variant's, its seed and folder."""
+    return [*plan.schedule_overrides(), *run.variant.override_args(), "seed", str(run.seed), "output_dir", str(run.variant_dir)]
 
 
-def train_argv(plan: StudyPlan, run: Run, device: str, devices: int | None, resume: bool) -> list[str]:
-    """The ``tools/train.py`` command line of ``run``."""
+def train_argv(plan: StudyPlan, run: Run, device: str, devices: int | None, resume: bool,
+               stop_after_epoch: int | None = None) -> list[str]:
+    """The ``tools/train.py`` command line of ``run`` (fine-tuned from the design's checkpoint unless resumed)."""
     argv = [*exp_flags(plan), "-expn", run.experiment_name, "-b", str(plan.batch_size), "--device", device]
+    init_checkpoint = plan.design.checkpoint(run.study_dir)
+    if init_checkpoint is not None and not resume:
+        argv += ["-c", str(init_checkpoint)]
+    if stop_after_epoch is not None:
+        argv += ["--stop-after-epoch", str(stop_after_epoch)]
     if devices is not None:
         argv += ["-d", str(devices)]
     if plan.fp16:
@@ -193,7 +199,7 @@ def _archive_record(run: Run, prefix: str) -> None:
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """What one call of :func:`execute_run` ended with: ``done``, ``failed`` or ``stopped`` (and its code)."""
+    """What one call of :func:`execute_run` ended with: ``done``, ``failed``, ``stopped`` or ``paused`` (and its code)."""
 
     status: str
     code: int
@@ -227,8 +233,11 @@ def execute_run(
     devices: int | None,
     train_main: Callable[[list[str]], int],
     eval_main: Callable[[list[str]], int],
+    stop_after_epoch: int | None = None,
 ) -> RunOutcome:
     """Train (or continue) ``run``, score its final and best checkpoints and write ``run.json``.
+
+    With ``stop_after_epoch`` the training stops after that epoch (a halving rung) and the run is ``paused``.
 
     A training that fails (non-finite loss, an exception, a worker killed) or an evaluation that fails is
     recorded as ``status: failed`` with its stage, iteration and one-line reason: a study outcome, not a stop.
@@ -246,7 +255,8 @@ def execute_run(
     errors: list[str] = []
     handler = logger.add(lambda message: errors.append(message.record["message"]), level="ERROR", format="{message}")
     try:
-        code = train_main(train_argv(plan, run, device, devices, resume=status == "interrupted"))
+        code = train_main(train_argv(plan, run, device, devices, resume=status == "interrupted",
+                                     stop_after_epoch=stop_after_epoch))
     except Exception as err:  # noqa: BLE001 - any crash of one run is that run's outcome, the study goes on
         code, errors[:0] = EXIT_FAILED, [f"{type(err).__name__}: {err}"]
     finally:
@@ -258,6 +268,8 @@ def execute_run(
         return RunOutcome("stopped", code, "interrupted" if code == EXIT_INTERRUPTED else "a setting to fix")
     if code != 0:
         return _record_failure(plan, run, "train", failure_reason(run, code, errors), sessions, device)
+    if stop_after_epoch is not None and not (run.run_dir / LAST_EPOCH_CKPT).is_file():
+        return RunOutcome("paused", 0, f"stopped after epoch {stop_after_epoch}")
     checkpoints = scored_checkpoints(run)
     if plan.select not in checkpoints:
         return _record_failure(plan, run, "eval", f"no {plan.select} checkpoint after training", sessions, device)
