@@ -8,8 +8,9 @@ import pytest
 import torch
 from scipy import stats
 
-from yolox.study.halving import build_rule, decide_rung, record_decision, stopped_variants
+from yolox.study.halving import HALVING_FILE, build_rule, decide_rung, load_decisions, record_decision, stopped_variants
 from yolox.study.plan import StudyPlan, parse_variants
+from yolox.study.records import StudyFileError
 from yolox.utils.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -59,6 +60,13 @@ def test_a_rung_stops_the_variant_whose_corrected_interval_lies_below_minus_the_
     assert set(stopped_variants(decisions)) == {"bad"}
     # The baseline is never compared, so never stopped; a variant outside the survivors is not decided again.
     assert "none" not in decide_rung(plan, tmp_path, 0, ["none", "meh"])["comparisons"]
+
+
+def test_a_bad_halving_file_names_its_field(tmp_path: Path):
+    (tmp_path / HALVING_FILE).write_text(json.dumps([{"rung": 0, "epoch": 3, "fraction": 0.3, "stopped": [],
+                                                      "comparisons": {}}]))
+    with pytest.raises(StudyFileError, match=r"field \[0\]\.rung = 0 is not a whole number >= 1"):
+        load_decisions(tmp_path)
 
 
 def _train(run_dir: Path, overrides: list[str], extra: list[str]) -> int:

@@ -10,7 +10,6 @@ continues them.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
     from yolox.study.plan import Run, StudyPlan
 
 HALVING_FILE = "halving.json"
+HALVING_ADVICE = "it records the halving decisions: delete it to decide the rungs again from the runs' evaluations"
 
 
 @dataclass(frozen=True)
@@ -78,9 +78,23 @@ def build_rule(text: str | None, total_epochs: int) -> HalvingRule:
 
 
 def load_decisions(study_dir: Path) -> list[dict[str, Any]]:
-    """The rung decisions taken so far (``halving.json``), first rung first."""
+    """The rung decisions taken so far (``halving.json``, validated), first rung first."""
+    from yolox.study.records import Fields, StudyFileError, is_int, is_list_of, is_number, is_text, load_json_file
+
     path = Path(study_dir) / HALVING_FILE
-    return json.loads(path.read_text()) if path.is_file() else []
+    if not path.is_file():
+        return []
+    data = load_json_file(path, HALVING_ADVICE)
+    if not isinstance(data, list):
+        raise StudyFileError(f"{path}: should be a list of rung decisions, found {type(data).__name__}; {HALVING_ADVICE}")
+    for index, item in enumerate(data):
+        fields = Fields(item, path, HALVING_ADVICE, f"[{index}].")
+        for key in ("rung", "epoch"):
+            fields.get(key, lambda value: is_int(value) and value >= 1, "a whole number >= 1")
+        fields.get("fraction", lambda value: is_number(value) and 0 < value < 1, "a fraction in (0, 1)")
+        fields.get("stopped", is_list_of(is_text), "a list of variant names")
+        fields.get("comparisons", lambda value: isinstance(value, dict), "an object of variant -> comparison")
+    return data
 
 
 def stopped_variants(decisions: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

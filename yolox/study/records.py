@@ -189,6 +189,19 @@ def validate_plan(data: Any, path: Path, selections: tuple[str, ...], correction
     fields.get("correction", lambda value: value in corrections, ", ".join(corrections), required=False)
     fields.get("margin", lambda value: is_non_negative(value) and value <= 1, "a fraction of AP in [0, 1]",
                required=False)
+    design = fields.nested("design", required=False)
+    if design is not None:
+        design.get("init_from", is_optional(is_text), "null, a checkpoint path or 'baseline'", required=False)
+        design.get("init_sha256", is_optional(is_text), "null or a sha256 in hex", required=False)
+        design.get("init_seed", lambda value: is_int(value) and value >= 0, "a non-negative whole number", required=False)
+        for key in ("init_overrides", "finetune"):
+            design.get(key, is_list_of(is_text), "a list of texts", required=False)
+    halving = fields.nested("halving", required=False)
+    if halving is not None:
+        halving.get("fractions", is_list_of(lambda value: is_number(value) and 0 < value < 1), "a list of fractions",
+                    required=False)
+        halving.get("epochs", is_list_of(lambda value: is_int(value) and value >= 1), "a list of epochs", required=False)
+        halving.get("total_epochs", lambda value: is_int(value) and value >= 0, "a whole number", required=False)
     return data
 
 
