@@ -1,8 +1,10 @@
 """``python tools/study.py``: train every (variant, seed) of a paired study and report whether attention helps.
 
 ``python tools/study.py -f EXP --variants none,cam,se --seeds 0,1,2 [--select last|best] [--correction holm]
-[--margin M] [-d N] [-b B] [--fp16] [key value ...]`` trains each run into ``<study_dir>/<variant>/seed<k>/``,
-scores its final and best checkpoints and writes the report; ``python tools/study.py report STUDY_DIR
+[--margin M] [--init-from CKPT|baseline [--finetune key value ...]] [--halving 0.2,0.5] [-d N] [-b B] [--fp16]
+[key value ...]`` trains each run into ``<study_dir>/<variant>/seed<k>/`` (from scratch, or fine-tuned from one
+shared detector; variants that clearly hurt stop at a halving rung), scores its final and best checkpoints and
+writes the report; ``python tools/study.py report STUDY_DIR
 [--remeasure]`` aggregates whatever has finished (from the study's files only: ``--remeasure`` builds the
 models again, running the exp file); ``python tools/study.py plan -f EXP --variants ... --effect 0.5
 (--pilot STUDY_DIR | --seed-sd 0.2) [--hours-per-run H]`` says how many seeds the study needs.
