@@ -147,7 +147,7 @@ def run_study(args: argparse.Namespace) -> int:
         code = run_jobs(jobs, study_dir, runs, args.device, args.devices, args.retry_failed, train_main, eval_main)
         write_and_print_report(study_dir, args.effect, args.bootstrap)
         return code
-    stages = StudyStages(plan, study_dir, args)
+    stages = StudyStages(plan, study_dir, args, train_main, eval_main)
     code = stages.prepare_init(shard[0])
     if code is None:
         code = stages.train_rungs(runs)

@@ -11,7 +11,6 @@ that changed afterwards is refused.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -142,12 +141,11 @@ def build_design(init_from: str | None, init_seed: int = 0, init_overrides: list
 
 
 def _stored_design(study_dir: Path) -> Design | None:
-    from yolox.study.plan import PLAN_FILE
+    from yolox.study.plan import PLAN_FILE, load_plan
 
-    path = Path(study_dir) / PLAN_FILE
-    if not path.is_file():
+    if not (Path(study_dir) / PLAN_FILE).is_file():
         return None
-    return Design.from_dict(json.loads(path.read_text()).get("design"))
+    return load_plan(Path(study_dir)).design
 
 
 def _refuse_changed(path: Path, recorded: str, now: str) -> None:

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -33,18 +34,21 @@ class StudyStages:
     Each stage returns None to go on, or the exit code the study stops with (Ctrl-C, a setting to fix).
     """
 
-    def __init__(self, plan: StudyPlan, study_dir: Path, args: argparse.Namespace, poll_seconds: float = 30.0) -> None:
+    def __init__(self, plan: StudyPlan, study_dir: Path, args: argparse.Namespace,
+                 train_main: Callable[[list[str]], int], eval_main: Callable[[list[str]], int],
+                 poll_seconds: float = 30.0) -> None:
+        """``train_main`` / ``eval_main``: the train and eval commands each run is trained and scored with."""
         self.plan, self.study_dir, self.args, self.poll_seconds = plan, Path(study_dir), args, poll_seconds
+        self.train_main, self.eval_main = train_main, eval_main
         self.code = EXIT_OK
 
     def _execute(self, plan: StudyPlan, run: Run, position: str, stop_after_epoch: int | None = None) -> int | None:
-        from yolox.cli.eval import main as eval_main
-        from yolox.cli.train import main as train_main
         from yolox.study.design import verify_checkpoint
         from yolox.study.runner import execute_run
 
         verify_checkpoint(plan.design, self.study_dir)
-        outcome = execute_run(plan, run, self.args.device, self.args.devices, train_main, eval_main, stop_after_epoch)
+        outcome = execute_run(plan, run, self.args.device, self.args.devices, self.train_main, self.eval_main,
+                              stop_after_epoch)
         if outcome.status == "failed":
             print(f"{position} {run.label}: failed ({outcome.message}); recorded, going on", file=sys.stderr, flush=True)
             self.code = EXIT_FAILED
