@@ -121,6 +121,8 @@ def test_init_from_baseline_then_halving_stops_the_hurting_variant(tmp_path: Pat
     assert "`hurt`: *stopped at rung 1 (budget 50%, epoch 1 of 2): hurts by more than the margin" in markdown
     assert "Compute saved: 2 stopped runs" in markdown and "Paired learning curves" in markdown
     assert "the baseline trained once, then every run" in markdown and plan["design"]["init_sha256"] in markdown
+    init_ap = json.loads((init_dir / "run.json").read_text())["ap50_95"]
+    assert f"The shared start (the init run's last checkpoint) scores AP50:95 {100 * init_ap:.2f}%" in markdown
     # The same command again trains nothing; --no-halving continues the stopped runs to the end.
     assert study_main(argv) == 0
     assert len(json.loads((init_dir / "sessions.json").read_text())) == 1

@@ -93,6 +93,7 @@ class StudyReport:
     paired_curves: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     halving: list[dict[str, Any]] = field(default_factory=list)
     compute_saved: dict[str, Any] = field(default_factory=dict)
+    study_dir: Path = Path(".")
     markdown: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -329,7 +330,7 @@ def build_report(study_dir: Path, costs: dict[str, dict[str, float]] | None = No
     report = StudyReport(plan, runs, failures, _variant_rows(plan, runs, failures, costs), comparisons, sensitivity,
                          secondary_table, recorded.missing, look, resampling, effect, recorded.curves, recorded.corrupt,
                          recorded.bad_metrics, cost_note, paired_curves(recorded.curves, plan.baseline), decisions,
-                         compute_saved(plan, study_dir, decisions))
+                         compute_saved(plan, study_dir, decisions), study_dir)
     report.markdown = render_markdown(report)
     return report
 
@@ -383,8 +384,17 @@ def _estimand_line(plan: StudyPlan) -> str:
     return "Compared: AP50:95 of each run's **last** checkpoint (the final EMA weights of the schedule)."
 
 
-def _design_line(plan: StudyPlan) -> str:
+def _design_line(plan: StudyPlan, study_dir: Path) -> str:
     line = f"Design: {plan.design.describe()}."
+    init_record = plan.design.init_dir(study_dir) / RUN_FILE
+    if plan.design.kind == "baseline" and init_record.is_file():
+        try:
+            start = read_run_record(init_record)
+        except StudyFileError as err:
+            line += f" The init run's record cannot be read ({err})."
+        else:
+            if start.get("status") == "done":
+                line += f" The shared start (the init run's last checkpoint) scores AP50:95 {_pct(start['ap50_95'])}%."
     if plan.design.kind != "scratch":
         line += (" What the shared start bought shows in the noise table below: the correlation of each variant's AP "
                  "with the baseline's across seeds and the sd of the paired differences.")
@@ -409,7 +419,7 @@ def render_markdown(report: StudyReport) -> str:
     lines = [f"# Study of {plan.exp_name}", "",
              f"exp `{plan.exp}`, batch {plan.batch_size}{', fp16' if plan.fp16 else ''}, overrides `{overrides}`; "
              f"seeds {', '.join(map(str, plan.seeds))}; baseline `{plan.baseline}`; {done}/{total} runs finished, "
-             f"{failed} failed.", "", _design_line(plan), "", _estimand_line(plan), ""]
+             f"{failed} failed.", "", _design_line(plan, report.study_dir), "", _estimand_line(plan), ""]
     has_gpu = any(row.get("gpu_ms") is not None for row in report.variants)
     headers = ["variant", "seeds", "failed", *(f"{column} %" for column in AP_COLUMNS), "best - last (AP points)",
                "params", "GFLOPs", "CPU ms", "CPU overhead"]
