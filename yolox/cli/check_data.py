@@ -35,19 +35,15 @@ def make_parser() -> argparse.ArgumentParser:
 
 def check_split(name: str, build: Callable[[], Any], workers: int) -> tuple[int, list[str]]:
     """Build one split without the quick start-up check, decode all its images; return (images, problems)."""
-    from loguru import logger
-
     from yolox.data.datasets.datasets_wrapper import image_problem, without_startup_image_check
+    from yolox.utils.logger import collect_warnings
 
-    warnings: list[str] = []
-    sink = logger.add(lambda message: warnings.append(message.record["message"]), level="WARNING")
+    # The build's warnings join the report's list instead of the console.
     try:
-        with without_startup_image_check():
+        with collect_warnings() as warnings, without_startup_image_check():
             dataset = build()
     except USER_ERRORS as err:
         return 0, [f"{name}: {err}"]
-    finally:
-        logger.remove(sink)
     records = dataset.records
     with ThreadPoolExecutor(max_workers=workers) as pool:
         found = list(pool.map(image_problem, records))

@@ -5,6 +5,8 @@ and reach the console only when it was set up ``verbose``.
 """
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from loguru import logger
 LOG_FORMAT = "<green>{time:YYYY-MM-DD HH:mm:ss}</green> | <level>{level: <8}</level> | <level>{message}</level>"
 FILE_ONLY = "file_only"
 _handler_ids: list[int] = []
+_console_paused = False  # set while collect_warnings() takes the warnings off the console
 
 
 def _remove_handlers() -> None:
@@ -26,7 +29,21 @@ def _remove_handlers() -> None:
 
 
 def _not_file_only(record: dict[str, Any]) -> bool:
-    return not record["extra"].get(FILE_ONLY, False)
+    return not record["extra"].get(FILE_ONLY, False) and not _console_paused
+
+
+@contextmanager
+def collect_warnings() -> Iterator[list[str]]:
+    """The messages of the warnings logged inside the block, kept off the console of :func:`setup_console_logger`."""
+    global _console_paused
+    messages: list[str] = []
+    sink = logger.add(lambda message: messages.append(message.record["message"]), level="WARNING")
+    _console_paused = True
+    try:
+        yield messages
+    finally:
+        _console_paused = False
+        logger.remove(sink)
 
 
 def setup_console_logger() -> None:
