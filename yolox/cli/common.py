@@ -1,7 +1,7 @@
 """What every command shares: its parser, the exp flags, building the exp from them, ``--tsize``, the
 distributed flags, and (from ``yolox.utils.errors``) the one runner with its exit codes.
 
-Only argparse is imported at module level, so that a command's ``--help`` stays quick (no torch).
+Nothing that imports torch is imported at module level, so that a command's ``--help`` stays quick.
 
 Flag spelling: a flag of the official YOLOX keeps its official spelling (``--exp_file``, ``--num_machines``,
 ``--save_result``); every flag of this project is kebab-case (``--save-dir``), with an old snake_case spelling
