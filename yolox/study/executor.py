@@ -3,8 +3,9 @@
 Each job trains and scores one (variant, seed) run with :func:`yolox.study.runner.execute_run`, in the same
 folder, with the same restarts (a run found interrupted continues with ``--resume``) as a study started by
 hand or by ``--shard``. A job that SLURM pre-empts or that reaches its time limit gets submitit's signal;
-its :meth:`StudyRunJob.checkpoint` requeues the same job, which then finds the run interrupted and resumes it
-from its last checkpoint. Submitit's pickles and logs go to ``<study_dir>/jobs``.
+its :meth:`StudyRunJob.checkpoint` requeues a fresh job of the run, which then finds it interrupted and
+resumes it from its last checkpoint. Submitit's pickles and logs go to ``<study_dir>/_jobs`` (a name no
+variant can take: variant names start with a letter or digit).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ except ImportError:  # the optional extra: the error below says how to install i
     submitit = None
 
 EXECUTORS = ("local", "slurm")
-JOBS_DIR = "jobs"
+JOBS_DIR = "_jobs"
 DEFAULT_TIME = "24:00:00"
 # A long training continues over many time limits; each requeue after a timeout counts against this.
 MAX_TIMEOUT_REQUEUES = 100
