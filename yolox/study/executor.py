@@ -140,6 +140,7 @@ class StudyRunJob:
 
     def __call__(self) -> dict[str, Any]:
         """Train and score the run unless it is done; the outcome as plain data for the submitting process."""
+        from yolox.study.design import verify_checkpoint
         from yolox.study.plan import load_plan
         from yolox.study.runner import execute_run, run_status
 
@@ -147,6 +148,7 @@ class StudyRunJob:
         run = plan.runs(Path(self.study_dir))[self.run_index]
         if run_status(run) == "done":
             return {"label": run.label, "status": "done", "code": 0, "message": "finished before"}
+        verify_checkpoint(plan.design, Path(self.study_dir))  # a fine-tuned study starts from the recorded file
         try:
             outcome = execute_run(plan, run, self.device, self.devices, self._unless_requeued(self.train_main),
                                   self._unless_requeued(self.eval_main))
