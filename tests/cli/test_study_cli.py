@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from yolox.cli.study import main as study_main
+from yolox.study.plan import build_plan
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHAPES_EXP = str(REPO_ROOT / "exps" / "example" / "shapes" / "yolox_nano_cam_shapes.py")
@@ -33,11 +34,12 @@ def test_baseline_must_be_a_variant(tmp_path, capsys):
 
 
 def test_folder_of_another_study_is_refused(tmp_path, capsys):
-    study_dir = tmp_path / "study"
-    study_dir.mkdir()
-    (study_dir / "study_plan.json").write_text(json.dumps({"exp": "other.py", "seeds": [0]}))
+    other_plan, study_dir = build_plan(SHAPES_EXP, None, "none,se", "0", study_dir=str(tmp_path / "study"))
+    study_dir.mkdir(parents=True)
+    (study_dir / "study_plan.json").write_text(json.dumps(other_plan.to_dict()))
     assert study_main(_study(tmp_path, "--variants", "none,cam")) == 2
-    assert "--force" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "made with other settings" in err and "--force" in err
 
 
 def test_report_of_a_folder_that_is_not_a_study(tmp_path, capsys):
