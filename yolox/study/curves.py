@@ -91,15 +91,20 @@ def curve_lines(paired: dict[str, list[dict[str, Any]]], baseline: str) -> list[
     return [*lines, ""]
 
 
-def plot_paired_curves(axis: Any, paired: dict[str, list[dict[str, Any]]], baseline: str, margin: float) -> None:
-    """One line per variant: the mean paired difference against epoch, its interval as a band (AP points)."""
+def plot_paired_curves(axis: Any, paired: dict[str, list[dict[str, Any]]], baseline: str, margin: float,
+                       colors: dict[str, str] | None = None) -> None:
+    """One line per variant: the mean paired difference against epoch, its interval as a band (AP points).
+
+    ``colors`` (variant -> matplotlib colour) keeps each variant's colour of the other panels.
+    """
     drawn = False
     for name, rows in paired.items():
         if not rows:
             continue
         drawn = True
         epochs = [row["epoch"] for row in rows]
-        line = axis.plot(epochs, [100 * row["mean"] for row in rows], marker="o", label=name)[0]
+        line = axis.plot(epochs, [100 * row["mean"] for row in rows], marker="o", label=name,
+                         color=(colors or {}).get(name))[0]
         banded = [row for row in rows if row["ci_low"] is not None]
         if banded:
             axis.fill_between([row["epoch"] for row in banded], [100 * row["ci_low"] for row in banded],

@@ -606,12 +606,13 @@ def write_plot(report: StudyReport, path: Path) -> None:
     cost_axis.set_xlabel("CPU latency, batch 1 (ms)")
     cost_axis.set_ylabel("AP50:95 (%), mean +- sd over seeds")
     cost_axis.set_title("accuracy against cost")
+    colors = {name: f"C{index}" for index, name in enumerate(report.curves)}  # one colour per variant in both panels
     for name, by_seed in report.curves.items():
         epochs = sorted({epoch for curve in by_seed.values() for epoch in curve})
         if not epochs:
             continue
         values = [[100 * curve[epoch] for curve in by_seed.values() if epoch in curve] for epoch in epochs]
-        line = curve_axis.plot(epochs, [float(np.mean(v)) for v in values], marker="o", label=name)[0]
+        line = curve_axis.plot(epochs, [float(np.mean(v)) for v in values], marker="o", label=name, color=colors[name])[0]
         curve_axis.fill_between(epochs, [min(v) for v in values], [max(v) for v in values],
                                 color=line.get_color(), alpha=0.2)
     curve_axis.set_xlabel("epoch")
@@ -632,7 +633,7 @@ def write_plot(report: StudyReport, path: Path) -> None:
     diff_axis.set_yticks(range(len(report.comparisons)), [entry["variant"] for entry in report.comparisons])
     diff_axis.set_xlabel(f"AP50:95 difference to {report.plan.baseline} (AP points)")
     diff_axis.set_title(f"paired differences and {CORRECTION_NAMES[report.plan.correction]} intervals")
-    plot_paired_curves(paired_axis, report.paired_curves, report.plan.baseline, report.plan.margin)
+    plot_paired_curves(paired_axis, report.paired_curves, report.plan.baseline, report.plan.margin, colors)
     figure.tight_layout()
     figure.savefig(path, dpi=90, format="png")  # the path may be a temporary without the .png suffix
     plt.close(figure)
