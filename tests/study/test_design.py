@@ -128,3 +128,11 @@ def test_init_from_baseline_then_halving_stops_the_hurting_variant(tmp_path: Pat
     assert len(json.loads((init_dir / "sessions.json").read_text())) == 1
     assert study_main(["--no-halving", *argv]) == 0
     assert json.loads((study_dir / "hurt" / "seed1" / "run.json").read_text())["status"] == "done"
+
+
+def test_the_executor_refuses_the_designs_that_need_a_step_between_runs(tmp_path: Path, capsys):
+    pytest.importorskip("submitit")
+    argv = ["-f", SHAPES_EXP, "--variants", "none,cam", "--executor", "local", "--study-dir", str(tmp_path / "s"),
+            "--halving", "0.5"]
+    assert study_main(argv) == 2
+    assert "--halving (rungs decided between runs) need the study command without --executor" in capsys.readouterr().err
