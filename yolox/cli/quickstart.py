@@ -78,7 +78,7 @@ def run_quickstart(exp_file: str = DEMO_EXP, batch_size: int = 16, device: str =
     generated = ensure_shapes_dataset(data_dir, num_train, num_val, seed=exp.seed or 0)
     run_dir = exp.run_dir
     common = ["-f", exp_file, "-b", str(batch_size), "--device", device]
-    code = train_main([*common, *overrides])
+    code = train_main([*common, "--overwrite", *overrides])
     if code != 0:
         raise RuntimeError(f"training stopped with exit code {code}: see {run_dir / 'train_log.txt'}")
     trained = time.perf_counter()

@@ -23,6 +23,7 @@ from yolox.cli.common import (
     run_command,
 )
 from yolox.core.launch import external_world_size, launch
+from yolox.core.run_folder import training_run_folder
 from yolox.core.trainer import NonFiniteLossError
 from yolox.utils.device import resolve_device
 from yolox.utils.dist import get_rank, get_world_size
@@ -44,6 +45,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stop-after-epoch", type=int, default=None, metavar="N",
                         help="train only up to epoch N of the schedule (its learning-rate curve unchanged), evaluate "
                              "there, save latest_ckpt.pth and exit; --resume continues the run")
+    parser.add_argument("--overwrite", action="store_true", default=False,
+                        help="start a new run in a folder that holds another run's checkpoints, moving that run "
+                             "aside to <folder>.replaced-<time>")
     parser.add_argument("-e", "--start_epoch", type=int, default=None, help="1-based epoch to resume at")
     parser.add_argument("--fp16", dest="fp16", action="store_true", default=False,
                         help="mixed precision: float16 with loss scaling on CUDA, bfloat16 on CPU")
@@ -102,7 +106,9 @@ def train_worker(args: argparse.Namespace) -> None:
             from yolox.utils.compat import occupy_mem
 
             occupy_mem(torch.cuda.current_device())
-        exp.get_trainer(args).train()
+        with training_run_folder(exp.run_dir, args.resume, args.overwrite, args.ckpt, rank) as ckpt:
+            args.ckpt = ckpt  # the moved run's place when --overwrite moved the -c checkpoint aside
+            exp.get_trainer(args).train()
     except USER_ERRORS as err:
         report_error(err, prefix)
         raise SystemExit(EXIT_USER_ERROR) from None

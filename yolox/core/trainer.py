@@ -353,6 +353,8 @@ class Trainer:
         if self.rank == 0:
             logger.info(self._model_summary(model))
         member.optimizer = member.exp.get_optimizer(self.args.batch_size)
+        if self.rank == 0:  # before loading: a resume that then fails leaves no temporaries either
+            self._remove_stale_temporaries(member.run_dir)
         point = load_starting_weights(model, member.optimizer, member.exp, self.args, member.latest_checkpoint,
                                       self.device, announce=self.rank == 0)
         if point is not None:
@@ -360,8 +362,6 @@ class Trainer:
             self.start_epoch = point.start_epoch()
         # After a resume, which puts back the checkpoint's param-group flags.
         set_optimizer_implementation(member.optimizer, getattr(self.args, "optimizer_impl", "default"))
-        if self.rank == 0:
-            self._remove_stale_temporaries(member.run_dir)
         return model
 
     def _wrap_model(self, member: TrainingMember, model: nn.Module) -> None:

@@ -4,12 +4,14 @@ A run is finished when a valid ``run.json`` exists in its folder: ``status: done
 checkpoints were scored (the plan's ``select`` names the one the study compares, its detections are kept in
 ``detections.npz``), or ``status: failed`` with the stage, iteration and reason. A run with
 ``latest_ckpt.pth`` but no ``run.json`` was interrupted and continues with ``--resume`` (the trainer's exact
-resume). Each training session's start and end are kept in ``sessions.json``, so the
-training time of a run that was killed and continued still counts every session.
+resume); a run whose folder another live process holds (``run.lock``) is skipped. Each training
+session's start and end are kept in ``sessions.json``, so the training time of a run that was killed and
+continued still counts every session.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -23,6 +25,7 @@ from typing import Any
 
 from loguru import logger
 
+from yolox.core.lease import RunLease, RunLeaseHeld
 from yolox.core.metrics_log import METRICS_FILE, read_metrics
 from yolox.study import records
 from yolox.study.plan import Run, StudyPlan
@@ -199,7 +202,8 @@ def _archive_record(run: Run, prefix: str) -> None:
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """What one call of :func:`execute_run` ended with: ``done``, ``failed``, ``stopped`` or ``paused`` (and its code)."""
+    """What one call of :func:`execute_run` ended with: ``done``, ``failed``, ``stopped``, ``paused`` (and its code)
+    or ``skipped``."""
 
     status: str
     code: int
@@ -226,6 +230,27 @@ def _evaluate(plan: StudyPlan, run: Run, which: str, ckpt: Path, device: str, de
     return json.loads(results_path.read_text())
 
 
+def _under_the_run_lease(execute: Callable[..., RunOutcome]) -> Callable[..., RunOutcome]:
+    """Run ``execute(plan, run, ...)`` holding ``run``'s folder lease; ``skipped`` when another process holds it
+    or finished the run meanwhile."""
+
+    @functools.wraps(execute)
+    def leased(plan: StudyPlan, run: Run, *args: Any, **kwargs: Any) -> RunOutcome:
+        try:
+            lease = RunLease(run.run_dir).acquire()
+        except RunLeaseHeld as held:
+            logger.warning(f"study run {run.label}: skipped, another process is training it ({held.holder_text})")
+            return RunOutcome("skipped", 0, f"held by {held.holder_text}")
+        with lease:
+            if run_status(run) == "done":
+                logger.info(f"study run {run.label}: skipped, another process finished it")
+                return RunOutcome("skipped", 0, "finished by another process")
+            return execute(plan, run, *args, **kwargs)
+
+    return leased
+
+
+@_under_the_run_lease
 def execute_run(
     plan: StudyPlan,
     run: Run,
