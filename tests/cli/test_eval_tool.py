@@ -104,3 +104,29 @@ def test_bad_tsize_and_unknown_categories_are_user_errors(shapes_dir, tmp_path, 
     wrong_classes[wrong_classes.index("num_classes") + 1] = "3"
     assert eval_tool.main(["-n", "yolox-nano", "--tsize", "64", "--speed", "--device", "cpu", *wrong_classes]) == 2
     assert "num_classes" in capsys.readouterr().err
+
+
+def test_a_failed_detections_write_keeps_the_previous_file_and_no_temporary(tmp_path, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    data_dir = tmp_path / "data"
+    (data_dir / "annotations").mkdir(parents=True)
+    (data_dir / "annotations" / "instances_val.json").write_text("{}")
+    dataset = SimpleNamespace(data_dir=str(data_dir), json_file="instances_val.json")
+    evaluator = SimpleNamespace(dataloader=SimpleNamespace(dataset=dataset), class_ids=[1, 2])
+    report = SimpleNamespace(detections={7: np.array([[1.0, 2.0, 11.0, 22.0, 0.9, 0.8, 1.0]])})
+    target = tmp_path / "runs" / "detections.npz"
+    eval_cli.save_detections(evaluator, report, target)
+    written = target.read_bytes()
+    assert np.load(target)["results"].tolist() == [[7.0, 1.0, 2.0, 10.0, 20.0, pytest.approx(0.72), 2.0]]
+
+    def full_disk(stream, **arrays) -> None:
+        stream.write(b"half an archive")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez_compressed", full_disk)
+    with pytest.raises(OSError):
+        eval_cli.save_detections(evaluator, report, target)
+    assert target.read_bytes() == written and [path.name for path in target.parent.iterdir()] == ["detections.npz"]

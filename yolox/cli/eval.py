@@ -28,7 +28,7 @@ from yolox.cli.common import (
     tsize_from_args,
 )
 from yolox.utils.errors import UserError
-from yolox.utils.files import write_json_atomically
+from yolox.utils.files import atomic_path, write_json_atomically
 from yolox.utils.protocols import ExpLike
 
 RESULTS_FILE = "eval_results.json"
@@ -193,10 +193,9 @@ def save_detections(evaluator, report, path: Path) -> Path:
     if not annotations.is_file():  # data read into COCO form without a file (YOLO format): keep that form
         annotations = path.with_name(path.stem + "_annotations.json")
         write_json_atomically(annotations, dataset.coco.dataset)
-    partial = path.with_name(path.name + ".partial.npz")
-    np.savez_compressed(partial, results=detections_to_coco_array(report.detections, evaluator.class_ids),
-                        annotations=np.array(str(annotations.resolve())))
-    partial.replace(path)
+    results = detections_to_coco_array(report.detections, evaluator.class_ids)
+    with atomic_path(path) as temporary, open(temporary, "wb") as stream:  # a file object: no ".npz" appended
+        np.savez_compressed(stream, results=results, annotations=np.array(str(annotations.resolve())))
     return path
 
 
