@@ -1,10 +1,12 @@
-"""Resume and fine-tune: which checkpoint a run starts from, putting its state back, continuing the data stream.
+"""Resume and fine-tune: which checkpoint a run starts from, putting its state back, continuing the data stream
+(the sampler position and the multiscale sizes).
 
 ``--resume`` restores a member's full training state (raw and EMA weights, optimizer, AMP scaler, best AP)
 and the loop's position (epoch, iteration, input size, every process's RNG states), so that an interrupted
 run continues exactly as an uninterrupted one would. ``-c`` alone loads the weights non-strictly.
 """
 
+import inspect
 import itertools
 from argparse import Namespace
 from collections.abc import Iterator
@@ -48,6 +50,19 @@ def start_data_stream(loader: Any, already_seen: int, announce: bool) -> Iterato
         logger.warning("the training loader has no batch sampler to fast-forward: after resuming, the data "
                        "order starts again from the beginning")
     return iter(loader)
+
+
+def next_input_size(exp: Any, loader: Any, epoch: int, rank: int, is_distributed: bool,
+                    iteration: int) -> tuple[int, ...]:
+    """The multiscale input size drawn after ``iteration`` completed iterations.
+
+    A seeded exp draws it from (seed, iteration), so an interrupted run, a run with other loader workers or
+    another variant of the seed gets the same sizes; an exp whose ``random_resize`` keeps the official
+    signature (no ``iteration``) draws as it always did.
+    """
+    if "iteration" in inspect.signature(exp.random_resize).parameters:
+        return tuple(exp.random_resize(loader, epoch, rank, is_distributed, iteration=iteration))
+    return tuple(exp.random_resize(loader, epoch, rank, is_distributed))
 
 
 class ResumePoint:

@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from yolox.core.guards import NonFiniteLossError, NonFiniteWeightsError, format_terms, nonfinite_loss_error
 from yolox.core.member import TrainingMember
-from yolox.core.resume import load_starting_weights, start_data_stream
+from yolox.core.resume import load_starting_weights, next_input_size, start_data_stream
 from yolox.core.run_log import TRAIN, startup_line
 from yolox.models.attention_probe import AttentionProbe
 from yolox.utils.allreduce_norm import all_reduce_norm
@@ -287,7 +287,8 @@ class Trainer:
             self._read_back_losses()
             self._log_progress()
         if self.completed_iters % MULTISCALE_EVERY == 0:
-            self.input_size = tuple(self.exp.random_resize(self.train_loader, self.epoch, self.rank, self.is_distributed))
+            self.input_size = next_input_size(self.exp, self.train_loader, self.epoch, self.rank, self.is_distributed,
+                                              self.completed_iters)
         if self._stop_agreed:
             raise _StopRequested
 

@@ -110,8 +110,9 @@ class TrainingExpLike(ExpLike, Protocol):
         """Build the learning-rate schedule (``update_lr(iteration)``)."""
         ...
 
-    def random_resize(self, data_loader: Any, epoch: int, rank: int, is_distributed: bool) -> tuple[int, int]:
-        """Draw the next multiscale input size, the same on every rank."""
+    def random_resize(self, data_loader: Any, epoch: int, rank: int, is_distributed: bool,
+                      iteration: int | None = None) -> tuple[int, int]:
+        """Draw the next multiscale input size, the same on every rank (from (seed, iteration) when given)."""
         ...
 
     def preprocess(self, inputs: torch.Tensor, targets: torch.Tensor,
