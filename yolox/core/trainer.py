@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from yolox.core.guards import NonFiniteLossError, NonFiniteWeightsError, format_terms, nonfinite_loss_error
 from yolox.core.member import TrainingMember
+from yolox.core.memory import check_training_memory
 from yolox.core.resume import load_starting_weights, next_input_size, start_data_stream
 from yolox.core.run_log import TRAIN, startup_line
 from yolox.models.attention_probe import AttentionProbe
@@ -314,6 +315,9 @@ class Trainer:
 
         self.start_epoch, self.completed_iters = 0, 0
         models = [self._build_model(member) for member in self.members]
+        if self.rank == 0:
+            check_training_memory(models, self.exp, self.per_rank_batch, self.device,
+                                  self.amp_dtype if self.use_amp else None)
         resume_point = self.members[0].resume_point
 
         self.no_aug = self.start_epoch >= self.max_epoch - self.exp.no_aug_epochs
