@@ -13,6 +13,7 @@ import pytest
 from loguru import logger
 
 from yolox.core.lease import LEASE_FILE, RunLease, RunLeaseHeld, read_holder
+from yolox.utils.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOW = 1_800_000_000.0  # the injected wall clock of these tests (2027-01-15 08:00:00 UTC)
@@ -205,3 +206,14 @@ def test_a_process_killed_with_sigkill_leaves_a_lease_that_goes_stale(tmp_path: 
     with RunLease(tmp_path).acquire():
         pass
     assert any(f"pid {holder.pid}" in message and "its process is gone" in message for message in warnings)
+
+
+def test_a_lease_that_cannot_be_written_leaves_no_file(tmp_path: Path, monkeypatch) -> None:
+    def full_disk(descriptor: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(UserError, match=f"cannot write to the run folder {tmp_path}: .*no space left"):
+        RunLease(tmp_path).acquire()
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []

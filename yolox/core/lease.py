@@ -197,10 +197,14 @@ class RunLease:
             return False
         except OSError as err:
             raise self._unwritable(err) from None
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            stream.write(json.dumps(self._record) + "\n")
-            stream.flush()
-            os.fsync(stream.fileno())
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+                stream.write(json.dumps(self._record) + "\n")
+                stream.flush()
+                os.fsync(stream.fileno())
+        except OSError as err:  # a full disk: no half-written lease may stay behind
+            self.path.unlink(missing_ok=True)
+            raise self._unwritable(err) from None
         return True
 
     def _unwritable(self, err: OSError) -> UserError:
