@@ -3,7 +3,7 @@
 The loop (:class:`yolox.core.trainer.Trainer`) owns what members share: the device, AMP, the data stream,
 the input size and the epoch/iteration counters. A member owns its exp, run folder, model, optimizer,
 schedule, EMA, loss scaler, non-finite guards, meters, run log and evaluation record. A single run is the
-one-member case.
+one-member case; the members of a lockstep group are told apart by their label in the logs.
 """
 
 from pathlib import Path
@@ -15,6 +15,7 @@ from torch import nn
 
 import yolox
 from yolox.core.guards import LossSpikeWatch, check_weights
+from yolox.core.lockstep import member_label
 from yolox.core.resume import ResumePoint
 from yolox.core.run_log import EVAL, RunLog
 from yolox.core.run_pictures import RunPictures
@@ -55,6 +56,13 @@ class TrainingMember:
         self.evaluator: Any = None
         self.attention_probe: AttentionProbe | None = None
         self.resume_point: ResumePoint | None = None
+        self.label = member_label(run_dir)
+        self.failure: str | None = None  # why the member stopped early (a lockstep group goes on without it)
+        self.peak_step_memory_mb = 0.0  # the device memory its steps reached (CUDA), others' weights included
+
+    def logging(self) -> Any:
+        """A context in which log records are this member's (its train_log.txt only, in a lockstep group)."""
+        return logger.contextualize(member=self.label)
 
     @property
     def latest_checkpoint(self) -> Path:

@@ -1,16 +1,19 @@
 """The YOLOX training loop: schedule, AMP, multiscale, evaluation cadence, checkpoints, Ctrl-C, DDP.
 
 The loop drives one or more :class:`~yolox.core.member.TrainingMember` (a single run is the one-member
-case); the non-finite guards live in :mod:`yolox.core.guards`, resuming in :mod:`yolox.core.resume` and the
-run log in :mod:`yolox.core.run_log`.
+case, a lockstep group several members fed by one data stream, see :mod:`yolox.core.lockstep`); the
+non-finite guards live in :mod:`yolox.core.guards`, resuming in :mod:`yolox.core.resume` and the run log in
+:mod:`yolox.core.run_log`.
 """
 
+import contextlib
 import datetime
 import math
 import signal
 import threading
 import time
 from argparse import Namespace
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +23,27 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from yolox.core.guards import NonFiniteLossError, NonFiniteWeightsError, format_terms, nonfinite_loss_error
+from yolox.core.lockstep import check_lockstep_group, group_does_not_fit
 from yolox.core.member import TrainingMember
 from yolox.core.memory import check_training_memory
 from yolox.core.resume import load_starting_weights, next_input_size, start_data_stream
 from yolox.core.run_log import TRAIN, startup_line
 from yolox.models.attention_probe import AttentionProbe
 from yolox.utils.allreduce_norm import all_reduce_norm
-from yolox.utils.checkpoint import capture_rng_state, describe_write_error, remove_stale_temporaries
+from yolox.utils.checkpoint import (
+    capture_rng_state,
+    describe_write_error,
+    remove_stale_temporaries,
+    restore_rng_state,
+)
 from yolox.utils.device import resolve_device
 from yolox.utils.dist import all_gather_object, any_across_ranks, get_local_rank, get_rank, get_world_size
 from yolox.utils.ema import unwrap_model
 from yolox.utils.errors import UserError
-from yolox.utils.logger import log_to_file, setup_logger
+from yolox.utils.logger import log_to_file, setup_group_logger, setup_logger
 from yolox.utils.metric import peak_device_memory_mb, peak_host_memory_mb
 from yolox.utils.protocols import TrainingExpLike
-from yolox.utils.run_files import LAST_EPOCH, LAST_MOSAIC_EPOCH, LATEST, checkpoint_file
+from yolox.utils.run_files import LAST_EPOCH, LAST_EPOCH_CKPT, LAST_MOSAIC_EPOCH, LATEST, checkpoint_file
 from yolox.utils.setup_env import seed_everything
 
 __all__ = ["NonFiniteLossError", "NonFiniteWeightsError", "Trainer", "autocast_dtype", "set_optimizer_implementation"]
@@ -48,6 +57,10 @@ class _StopRequested(Exception):
 
 class _ForcedStop(KeyboardInterrupt):
     """Ctrl-C was pressed a second time: stop at once, without saving."""
+
+
+class _EveryMemberFailed(Exception):
+    """Every member of a lockstep group has stopped on a non-finite loss or weights: the loop ends."""
 
 
 class _OfTheMember:
@@ -72,6 +85,9 @@ class Trainer:
 
     One instance runs in each process; in a distributed run the process group must exist already
     (see :func:`yolox.core.launch.launch`). Only rank 0 writes logs, checkpoints and TensorBoard files.
+    ``lockstep_with`` makes it a lockstep group: those exps train alongside ``exp`` from the same batches,
+    each into its ``output_dir / experiment_name`` with the files a run of its own writes; a member whose loss
+    or weights go non-finite stops alone (its error in its own train_log.txt) while the others go on.
     """
 
     model = _OfTheMember("model")
@@ -88,7 +104,7 @@ class Trainer:
     file_name = _OfTheMember("run_dir")
     tblogger = _OfTheMember("log.tensorboard")
 
-    def __init__(self, exp: TrainingExpLike, args: Namespace) -> None:
+    def __init__(self, exp: TrainingExpLike, args: Namespace, lockstep_with: Sequence[TrainingExpLike] = ()) -> None:
         self.exp = exp
         self.args = args
         self.max_epoch = int(exp.max_epoch)
@@ -119,18 +135,31 @@ class Trainer:
         self.defer_readback = getattr(args, "loss_readback", "iter") == "print"
         self.save_history_ckpt = bool(exp.save_history_ckpt)
         self.input_size = tuple(exp.input_size)
+        exps = [exp, *lockstep_with]
         if getattr(args, "experiment_name", None):  # an official-style launcher names the run on args only
-            exp.exp_name = args.experiment_name
-        run_dir = exp.run_dir
-        try:
-            self.log_file = setup_logger(run_dir, distributed_rank=self.rank, filename="train_log.txt", mode="a",
-                                         verbose=bool(getattr(args, "verbose", False)))
-        except OSError as err:
-            raise UserError(f"cannot write to the run folder {run_dir}: {describe_write_error(err)}; "
-                            "choose a writable output_dir (exp key) or -expn") from None
+            for member_exp in exps:
+                member_exp.exp_name = args.experiment_name
+        run_dirs = [member_exp.run_dir for member_exp in exps]
+        if lockstep_with:
+            check_lockstep_group(exps, run_dirs)
         # fp16 needs loss scaling against underflow; bfloat16 has float32's range and does not.
-        scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-        self.members = [TrainingMember(exp, run_dir, args.batch_size, scaler, self.rank)]
+        self.members = [TrainingMember(member_exp, run_dir, args.batch_size,
+                                       torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16), self.rank)
+                        for member_exp, run_dir in zip(exps, run_dirs)]
+        self.active_members = list(self.members)  # those still training (a failed lockstep member leaves)
+        self.lockstep = len(self.members) > 1
+        verbose = bool(getattr(args, "verbose", False))
+        try:
+            if self.lockstep:
+                labels = [member.label for member in self.members]
+                self.log_file = setup_group_logger(run_dirs, labels, self.rank, filename="train_log.txt",
+                                                   verbose=verbose)[0]
+            else:
+                self.log_file = setup_logger(run_dirs[0], distributed_rank=self.rank, filename="train_log.txt",
+                                             mode="a", verbose=verbose)
+        except OSError as err:
+            raise UserError(f"cannot write to the run folder {run_dirs[0]}: {describe_write_error(err)}; "
+                            "choose a writable output_dir (exp key) or -expn") from None
         self._interrupt_requested = False
         self._interrupt_announced = False
         self._stop_agreed = False
@@ -158,6 +187,9 @@ class Trainer:
                 logger.warning(f"second Ctrl-C: stopping at once without saving (iteration {self.completed_iters}); "
                                f"--resume continues from the last checkpoint written")
             raise KeyboardInterrupt from None
+        except _EveryMemberFailed:
+            self._report_every_member_failed()
+            return
         except UserError as err:
             raise _without_worker_traceback(err) from None
         finally:
@@ -165,7 +197,15 @@ class Trainer:
                 signal.signal(signal.SIGINT, previous_handler)
             for member in self.members:
                 member.close()
-        self.after_train()
+        try:
+            self.after_train()
+        except _EveryMemberFailed:  # the final checkpoints' weight check
+            self._report_every_member_failed()
+
+    def _report_every_member_failed(self) -> None:
+        """The lockstep group's end when none of its members is left (each failure is in its own log)."""
+        if self.rank == 0:
+            logger.warning(f"every member of the lockstep group stopped early: {self._failures()}")
 
     # ------------------------------------------------------------------ loop
     def train_in_epoch(self) -> None:
@@ -193,15 +233,38 @@ class Trainer:
         if self.channels_last:
             inps = inps.contiguous(memory_format=torch.channels_last)
         data_end = time.perf_counter()
-        for member in self.members:
-            losses, lr = self._step(member, inps, targets)
-            iter_end = time.perf_counter()
-            member.meter.update(losses, iter_time=iter_end - iter_start, data_time=data_end - iter_start, lr=lr)
+        stepped = []
+        for member in list(self.active_members):
+            step_start = time.perf_counter()
+            with self._member_scope(member):
+                losses, lr = self._measured_step(member, inps, targets)
+                stepped.append((member, losses, lr, time.perf_counter() - step_start))
+        iter_end = time.perf_counter()
+        # Each member's iteration takes as long as the group's: that is what its ETA waits for.
+        for member, losses, lr, step_time in stepped:
+            member.meter.update(losses, iter_time=iter_end - iter_start, data_time=data_end - iter_start, lr=lr,
+                                step_time=step_time)
         if self._first_iter_seconds is None:
             self._first_iter_seconds = iter_end - iter_start
             if self.compile_backend and self.rank == 0:
                 logger.info(f"torch.compile ({self.compile_backend}): the first iteration, compilation included, "
                             f"took {self._first_iter_seconds:.1f}s")
+
+    def _measured_step(self, member: TrainingMember, inps: torch.Tensor,
+                       targets: torch.Tensor) -> tuple[dict | None, float]:
+        """:meth:`_step`; in a lockstep group on CUDA also the member's peak memory, and a clear error when the
+        group does not fit."""
+        if not (self.lockstep and self.device.type == "cuda"):
+            return self._step(member, inps, targets)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        try:
+            result = self._step(member, inps, targets)
+        except torch.cuda.OutOfMemoryError:
+            position = self.members.index(member)
+            raise group_does_not_fit([m.label for m in self.members], position,
+                                     [m.peak_step_memory_mb for m in self.members], self.device) from None
+        member.peak_step_memory_mb = max(member.peak_step_memory_mb, peak_device_memory_mb(self.device))
+        return result
 
     def _step(self, member: TrainingMember, inps: torch.Tensor, targets: torch.Tensor) -> tuple[dict | None, float]:
         """Forward, loss check, backward, optimizer and EMA step of one member; its losses (None when deferred)
@@ -241,8 +304,32 @@ class Trainer:
 
     def _read_back_losses(self) -> None:
         """With deferred read-back: fetch the kept losses in one sync, stop on a non-finite one, fill the meters."""
-        for member in self.members:
-            self._read_back_member_losses(member)
+        for member in list(self.active_members):
+            with self._member_scope(member):
+                self._read_back_member_losses(member)
+
+    @contextlib.contextmanager
+    def _member_scope(self, member: TrainingMember) -> Iterator[None]:
+        """A member's work, logged as its own; in a lockstep group a non-finite loss or weights stop it alone."""
+        with member.logging():
+            try:
+                yield
+            except NonFiniteLossError as err:
+                if not self.lockstep:
+                    raise
+                self._retire(member, err)
+
+    def _retire(self, member: TrainingMember, err: NonFiniteLossError) -> None:
+        """Take a failed member out of the group (its error goes to its own log); the loop ends with the last."""
+        member.failure = str(err)
+        self.active_members.remove(member)
+        if self.rank == 0:
+            logger.error(str(err))
+        if not self.active_members:
+            raise _EveryMemberFailed
+        if self.rank == 0:
+            logger.warning(f"lockstep member {member.label} stopped; "
+                           f"{len(self.active_members)} of {len(self.members)} members go on")
 
     def _read_back_member_losses(self, member: TrainingMember) -> None:
         """One member's deferred losses: checked, then added to its meters."""
@@ -299,8 +386,10 @@ class Trainer:
         if self.rank == 0:
             # The full settings go to train_log.txt once per run; the console gets one line (all with --verbose).
             log_to_file(f"args: {vars(self.args)}")
-            log_to_file(f"exp:\n{self.exp}")
-            logger.info(startup_line(self.exp, self.log_file))
+            for member in self.members:
+                with member.logging():
+                    log_to_file(f"exp:\n{member.exp}")
+                    logger.info(startup_line(member.exp, member.run_dir / self.log_file.name))
         for member in self.members:
             member.log.open_boards(getattr(self.args, "logger", "none"), self.args, member.exp)
         if self.exp.seed is not None:
@@ -314,11 +403,17 @@ class Trainer:
             torch.cuda.set_device(self.device)
 
         self.start_epoch, self.completed_iters = 0, 0
-        models = [self._build_model(member) for member in self.members]
+        models = []
+        for position, member in enumerate(self.members):
+            if position and self.exp.seed is not None:
+                # Each member starts from the weights its seed gives a run of its own.
+                seed_everything(int(self.exp.seed) + self.rank)
+            with member.logging():
+                models.append(self._build_model(member))
         if self.rank == 0:
             check_training_memory(models, self.exp, self.per_rank_batch, self.device,
                                   self.amp_dtype if self.use_amp else None)
-        resume_point = self.members[0].resume_point
+        resume_point = self._common_resume_point()
 
         self.no_aug = self.start_epoch >= self.max_epoch - self.exp.no_aug_epochs
         self.train_loader = self.exp.get_data_loader(
@@ -340,7 +435,8 @@ class Trainer:
         self.compile_backend = getattr(self.args, "compile", None)
         self._first_iter_seconds: float | None = None
         for member, model in zip(self.members, models):
-            self._wrap_model(member, model)
+            with member.logging():
+                self._wrap_model(member, model)
         # Last, so that nothing after it draws from the generators it puts back.
         self._restore_resume_state(resume_point)
         self.epoch = self.start_epoch  # what a checkpoint written before the first epoch starts reports
@@ -386,6 +482,18 @@ class Trainer:
         member.attention_probe = AttentionProbe(model)
         member.log.start()
 
+    def _common_resume_point(self) -> Any:
+        """The checkpoint the run continues from; the members of a lockstep group must all continue from the
+        same iteration."""
+        points = [member.resume_point for member in self.members]
+        iterations = {None if point is None else point.ckpt.get("iteration") for point in points}
+        if len(iterations) > 1:
+            found = ", ".join(f"{member.label}: " + ("none" if point is None else str(point.ckpt.get("iteration")))
+                              for member, point in zip(self.members, points))
+            raise UserError(f"the members of a lockstep group resume from checkpoints of different iterations "
+                            f"({found}): resume them in separate groups of equal iterations")
+        return points[0]
+
     def _restore_resume_state(self, point: Any) -> None:
         """Put back the EMA, AMP scaler, input size and RNG states of a resumed run."""
         if point is None:
@@ -398,15 +506,29 @@ class Trainer:
 
     def after_train(self) -> None:
         """Write the final checkpoint (always) and report the best AP."""
-        for member in self.members:
+        for member in self.active_members:
             all_reduce_norm(unwrap_model(member.model))
         path = self.save_ckpt(LAST_EPOCH)
-        for member in self.members:
+        for member in self.active_members:
             if member.pictures is not None:
                 member.pictures.write_curves()
-        if self.rank == 0:
+        if self.rank != 0:
+            return
+        if not self.lockstep:
             logger.info(f"training of {self.exp.exp_name} is done: best AP50:95 {self.best_ap:.4f}, "
                         f"final checkpoint {path}")
+            return
+        for member in self.active_members:
+            with member.logging():
+                logger.info(f"training of {member.label} is done: best AP50:95 {member.best_ap:.4f}, final "
+                            f"checkpoint {member.run_dir / LAST_EPOCH_CKPT}")
+        if len(self.active_members) < len(self.members):
+            logger.warning(f"lockstep group done: {len(self.active_members)} of {len(self.members)} members "
+                           f"trained to the end; stopped early: {self._failures()}")
+
+    def _failures(self) -> str:
+        """``label (reason)`` of each member that stopped early."""
+        return "; ".join(f"{member.label} ({member.failure})" for member in self.members if member.failure)
 
     def before_epoch(self) -> None:
         """Switch mosaic/mixup off and the L1 loss on for the last ``no_aug_epochs`` epochs."""
@@ -414,7 +536,7 @@ class Trainer:
             if self.rank == 0:
                 logger.info(f"epoch {self.epoch + 1}: no mosaic/mixup from now on, L1 loss on, evaluation every epoch")
             self._close_mosaic()
-            for member in self.members:
+            for member in self.active_members:
                 unwrap_model(member.model).head.use_l1 = True
             self.no_aug = True
             self.save_ckpt(LAST_MOSAIC_EPOCH)
@@ -424,11 +546,15 @@ class Trainer:
         epoch_number = self.epoch + 1
         stopping_here = epoch_number == self.stop_epoch < self.max_epoch
         if self.no_aug or epoch_number % self.exp.eval_interval == 0 or stopping_here:
-            for member in self.members:
+            for member in self.active_members:
                 all_reduce_norm(unwrap_model(member.model))
             # Saved first: an evaluation that fails (a bad validation image) must not lose the epoch.
             self.save_ckpt(LATEST)
-            for member in self.members:
+            # Every member evaluates from the same random state (a loader draws from it), as a run of its own.
+            before_evaluation = capture_rng_state() if self.lockstep else None
+            for member in list(self.active_members):
+                if before_evaluation is not None:
+                    restore_rng_state(before_evaluation)
                 improved = self.evaluate(member)
                 self.save_ckpt(LATEST, update_best=improved, members=[member])
         else:
@@ -441,7 +567,8 @@ class Trainer:
         """Evaluate a member (the only one of a single run by default); True when best_ckpt.pth should take
         this epoch (see :meth:`TrainingMember.evaluate`)."""
         member = member or self.members[0]
-        return member.evaluate(self.is_distributed, self.epoch + 1, self.completed_iters)
+        with member.logging():
+            return member.evaluate(self.is_distributed, self.epoch + 1, self.completed_iters)
 
     # ------------------------------------------------------------------ checkpoints
     def save_ckpt(self, name: str, update_best: bool = False,
@@ -451,17 +578,21 @@ class Trainer:
         Every rank must call it: the RNG states of all ranks are gathered into the file. Weights holding a
         NaN or an infinity are never written: :class:`NonFiniteWeightsError` stops the run instead.
         """
-        members = self.members if members is None else members
+        members = self.active_members if members is None else members
         self._read_back_losses()  # deferred losses are checked before anything is written
-        for member in members:
-            member.check_weights(f"before writing {checkpoint_file(name)}", self.completed_iters, self.epoch + 1,
-                                 self.max_epoch)
+        for member in list(members):
+            with self._member_scope(member):
+                member.check_weights(f"before writing {checkpoint_file(name)}", self.completed_iters,
+                                     self.epoch + 1, self.max_epoch)
+        members = [member for member in members if member.failure is None]
         rng_states = all_gather_object(capture_rng_state())
-        if self.rank != 0:
+        if self.rank != 0 or not members:
             return None
-        paths = [member.write_checkpoint(name, member.checkpoint_state(self.completed_iters, self.max_iter,
-                                                                       self.input_size, rng_states), update_best)
-                 for member in members]
+        paths = []
+        for member in members:
+            with member.logging():
+                state = member.checkpoint_state(self.completed_iters, self.max_iter, self.input_size, rng_states)
+                paths.append(member.write_checkpoint(name, state, update_best))
         return paths[0]
 
     # ------------------------------------------------------------------ helpers
@@ -502,8 +633,9 @@ class Trainer:
     def _log_progress(self) -> None:
         """The per-interval record of every member: epoch/iter, losses, lr, size, times, images/s, memory, ETA."""
         if self.rank == 0:
-            for member in self.members:
-                self._log_member_progress(member)
+            for member in self.active_members:
+                with member.logging():
+                    self._log_member_progress(member)
         for member in self.members:
             member.meter.clear_meters()
 
@@ -515,7 +647,12 @@ class Trainer:
         eta = datetime.timedelta(seconds=int(iter_time * left_iters))
         losses = {name: item.latest for name, item in meter.items() if name.endswith("_loss")}
         memory = f"mem: {peak_host_memory_mb():.0f}MB"
-        if self.device.type == "cuda":
+        if self.lockstep:
+            # The process's memory holds every member; on CUDA the peak of this member's own step is measured.
+            memory = f"step_time: {meter['step_time'].avg:.3f}s, " + (
+                f"gpu mem (its step): {member.peak_step_memory_mb:.0f}MB, " if self.device.type == "cuda" else ""
+            ) + f"process {memory}"
+        elif self.device.type == "cuda":
             memory = f"gpu mem: {peak_device_memory_mb(self.device):.0f}MB, " + memory
         line = (
             f"epoch: {self.epoch + 1}/{self.max_epoch}, iter: {self.iter + 1}/{self.max_iter}, "

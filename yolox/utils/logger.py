@@ -5,7 +5,7 @@ and reach the console only when it was set up ``verbose``.
 """
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,33 @@ def setup_logger(save_dir: str | Path, distributed_rank: int = 0, filename: str 
         rank_format = f"[rank {distributed_rank}] " + LOG_FORMAT
         _handler_ids.append(logger.add(sys.stderr, format=rank_format, level="WARNING"))
     return save_path
+
+
+def setup_group_logger(save_dirs: Sequence[str | Path], labels: Sequence[str], distributed_rank: int = 0,
+                       filename: str = "log.txt", verbose: bool = False) -> list[Path]:
+    """:func:`setup_logger` for the members of a lockstep group, one ``<save_dir>/<filename>`` each.
+
+    A record logged under ``logger.contextualize(member=label)`` goes to that member's file only, every other
+    record to all of them; the console shows each record once, its member's label first. Returns the paths.
+    """
+    _remove_handlers()
+    paths = [Path(save_dir) / filename for save_dir in save_dirs]
+    if distributed_rank != 0:
+        _handler_ids.append(logger.add(sys.stderr, format=f"[rank {distributed_rank}] " + LOG_FORMAT, level="WARNING"))
+        return paths
+    _handler_ids.append(logger.add(sys.stderr, format=_console_format, level="INFO", enqueue=False,
+                                   filter=None if verbose else _not_file_only))
+    for path, label in zip(paths, labels):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _handler_ids.append(logger.add(path, format=LOG_FORMAT, level="INFO", colorize=False,
+                                       filter=lambda record, label=label: record["extra"].get("member", label) == label))
+    return paths
+
+
+def _console_format(record: Any) -> str:
+    """The console's format of a lockstep group's record: the member's label first when it has one."""
+    prefix = "<cyan>[{extra[member]}]</cyan> " if "member" in record["extra"] else ""
+    return prefix + LOG_FORMAT + "\n{exception}"
 
 
 def log_to_file(text: str) -> None:
