@@ -82,6 +82,11 @@ def make_parser() -> argparse.ArgumentParser:
                              "and resumes; default 24:00:00)")
     parser.add_argument("--slurm-array-parallelism", type=int, default=None,
                         help="at most K jobs of the array at once")
+    parser.add_argument("--lockstep", action="store_true",
+                        help="train the variants of each seed in one process from one data stream (each batch "
+                             "loaded and augmented once); every run still gets its own folder and files")
+    parser.add_argument("--lockstep-size", type=positive_int, default=None, metavar="K",
+                        help="with --lockstep: at most K variants per group (default: all of a seed's)")
     parser.add_argument("-b", "--batch-size", type=positive_int, default=64, help="total batch size of each run")
     parser.add_argument("-d", "--devices", type=positive_int, default=None, help="processes per run (as tools/train.py -d)")
     parser.add_argument("--fp16", action="store_true", help="mixed precision (as tools/train.py --fp16)")
@@ -122,6 +127,14 @@ def run_study(args: argparse.Namespace) -> int:
                         "and --shard I/N to spread the runs over machines")
     shard = parse_shard(args.shard)
     jobs = job_settings(args)
+    if args.lockstep_size is not None and not args.lockstep:
+        raise UserError(f"--lockstep-size {args.lockstep_size} sizes the groups of --lockstep: add --lockstep")
+    if args.lockstep and jobs is not None:
+        raise UserError(f"--lockstep trains the variants of a seed in this process, --executor {args.executor} each "
+                        "run as a job of its own: drop one of them")
+    if args.lockstep and (args.init_from or args.halving):
+        raise UserError("--lockstep trains every variant of a seed from scratch to the end of the schedule: it does "
+                        "not combine with --init-from or --halving; drop one of them")
     if args.experiment_name:
         raise UserError("-expn is not used by a study: each run's folder is <study_dir>/<variant>/seed<k>; "
                         "use --study-dir to choose the folder")
@@ -145,6 +158,13 @@ def run_study(args: argparse.Namespace) -> int:
         from yolox.study.executor import run_jobs
 
         code = run_jobs(jobs, study_dir, runs, args.device, args.devices, args.retry_failed, train_main, eval_main)
+        write_and_print_report(study_dir, args.effect, args.bootstrap)
+        return code
+    if args.lockstep:
+        from yolox.study.lockstep import run_in_lockstep
+
+        code = run_in_lockstep(plan, runs, args.device, args.devices, args.lockstep_size, args.retry_failed,
+                               train_main, eval_main)
         write_and_print_report(study_dir, args.effect, args.bootstrap)
         return code
     stages = StudyStages(plan, study_dir, args, train_main, eval_main)

@@ -1,6 +1,7 @@
 """``python tools/train.py``: train a detector with the official YOLOX flags plus ``--device``, one or many processes."""
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from yolox.cli.common import (
 )
 from yolox.core.launch import external_world_size, launch
 from yolox.core.run_folder import training_run_folder
-from yolox.core.trainer import NonFiniteLossError
+from yolox.core.trainer import NonFiniteLossError, Trainer
 from yolox.utils.device import resolve_device
 from yolox.utils.dist import get_rank, get_world_size
 from yolox.utils.errors import UserError
@@ -93,8 +94,11 @@ def build_exp(args: argparse.Namespace) -> TrainingExpLike:
     return exp_from_flags(args, exp_opts)
 
 
-def train_worker(args: argparse.Namespace) -> None:
-    """Train in this process (one rank); expected failures are printed briefly and end it with an exit code."""
+def train_worker(args: argparse.Namespace, lockstep: Sequence[Sequence[str]] = ()) -> None:
+    """Train in this process (one rank); expected failures are printed briefly and end it with an exit code.
+
+    ``lockstep``: the exp overrides (instead of the command line's) of more members trained alongside.
+    """
     rank = get_rank()
     prefix = f"[rank {rank}] " if get_world_size() > 1 else ""
     try:
@@ -106,9 +110,15 @@ def train_worker(args: argparse.Namespace) -> None:
             from yolox.utils.compat import occupy_mem
 
             occupy_mem(torch.cuda.current_device())
-        with training_run_folder(exp.run_dir, args.resume, args.overwrite, args.ckpt, rank) as ckpt:
-            args.ckpt = ckpt  # the moved run's place when --overwrite moved the -c checkpoint aside
-            exp.get_trainer(args).train()
+        members = [exp, *(exp_from_flags(args, overrides) for overrides in lockstep)]
+        with contextlib.ExitStack() as folders:  # every member's run folder is held while it trains
+            ckpts = [folders.enter_context(training_run_folder(member.run_dir, args.resume, args.overwrite, args.ckpt,
+                                                               rank)) for member in members]
+            args.ckpt = ckpts[0]  # the moved run's place when --overwrite moved the -c checkpoint aside
+            if lockstep:
+                Trainer(exp, args, lockstep_with=members[1:]).train()
+            else:
+                exp.get_trainer(args).train()
     except USER_ERRORS as err:
         report_error(err, prefix)
         raise SystemExit(EXIT_USER_ERROR) from None
@@ -136,16 +146,24 @@ def processes_on_this_machine(devices: int | None, device: torch.device, launche
     return devices
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv``, start the processes and return the exit code (2 for a user error)."""
+def main(argv: Sequence[str] | None = None, lockstep: Sequence[Sequence[str]] = ()) -> int:
+    """Parse ``argv``, start the processes and return the exit code (2 for a user error).
+
+    ``lockstep`` (the study's ``--lockstep``): the exp overrides of more members, each replacing the command
+    line's, trained with it from one data stream (see :class:`yolox.core.trainer.Trainer`).
+    """
     args = make_parser().parse_args(argv)
-    return run_command(lambda: start_training(args))
+    return run_command(lambda: start_training(args, lockstep))
 
 
-def start_training(args: argparse.Namespace) -> None:
-    """Check the flags and the exp in this process, then start the training processes."""
+def start_training(args: argparse.Namespace, lockstep: Sequence[Sequence[str]] = ()) -> None:
+    """Check the flags and the exp in this process, then start the training processes (with ``lockstep``'s
+    members, see :func:`main`)."""
     device = resolve_device(args.device)
     build_exp(args)  # fail here, before any process starts, on a bad exp file or override
+    lockstep = [list(overrides) for overrides in lockstep]
+    for overrides in lockstep:
+        exp_from_flags(args, overrides)
     launched_world_size = external_world_size()
     args.devices = processes_on_this_machine(args.devices, device, launched_world_size is not None)
     args.local_world_size = args.devices
@@ -154,7 +172,7 @@ def start_training(args: argparse.Namespace) -> None:
         raise UserError(f"-b/--batch-size {args.batch_size} is the total over {world_size} processes: "
                         f"use a multiple of {world_size}")
     launch(train_worker, args.devices, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           backend=distributed_backend(args, device), dist_url=args.dist_url, args=(args,))
+           backend=distributed_backend(args, device), dist_url=args.dist_url, args=(args, lockstep))
 
 
 if __name__ == "__main__":

@@ -268,15 +268,7 @@ def execute_run(
     recorded as ``status: failed`` with its stage, iteration and one-line reason: a study outcome, not a stop.
     Ctrl-C and a user error (a setting to fix) stop the study instead (``stopped``), with nothing recorded.
     """
-    status = run_status(run)
-    if status in ("failed", "corrupt"):
-        _archive_record(run, "failed_attempt" if status == "failed" else "corrupt_run")
-        status = run_status(run)
-    run.run_dir.mkdir(parents=True, exist_ok=True)
-    sessions = _close_open_sessions(run, _load_sessions(run))
-    sessions.append({"start": time.time(), "end": None, "resumed": status == "interrupted"})
-    write_json_atomically(run.run_dir / SESSIONS_FILE, sessions)
-    logger.info(f"study run {run.label}: {'continuing' if status == 'interrupted' else 'starting'} training")
+    status, sessions = open_session(run)
     errors: list[str] = []
     handler = logger.add(lambda message: errors.append(message.record["message"]), level="ERROR", format="{message}")
     try:
@@ -286,9 +278,37 @@ def execute_run(
         code, errors[:0] = EXIT_FAILED, [f"{type(err).__name__}: {err}"]
     finally:
         logger.remove(handler)
+    close_session(run, sessions, code)
+    return record_outcome(plan, run, code, errors, sessions, device, devices, eval_main, stop_after_epoch)
+
+
+def open_session(run: Run, note: dict | None = None) -> tuple[str, list[dict]]:
+    """Start a training session of ``run`` (a failed or corrupt record is archived first): its status and
+    sessions."""
+    status = run_status(run)
+    if status in ("failed", "corrupt"):
+        _archive_record(run, "failed_attempt" if status == "failed" else "corrupt_run")
+        status = run_status(run)
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    sessions = _close_open_sessions(run, _load_sessions(run))
+    sessions.append({"start": time.time(), "end": None, "resumed": status == "interrupted", **(note or {})})
+    write_json_atomically(run.run_dir / SESSIONS_FILE, sessions)
+    logger.info(f"study run {run.label}: {'continuing' if status == 'interrupted' else 'starting'} training")
+    return status, sessions
+
+
+def close_session(run: Run, sessions: list[dict], code: int) -> None:
+    """Record the end and exit code of the session :func:`open_session` started."""
     sessions[-1]["end"] = time.time()
     sessions[-1]["exit_code"] = code
     write_json_atomically(run.run_dir / SESSIONS_FILE, sessions)
+
+
+def record_outcome(plan: StudyPlan, run: Run, code: int, errors: list[str], sessions: list[dict], device: str,
+                   devices: int | None, eval_main: Callable[[list[str]], int],
+                   stop_after_epoch: int | None = None) -> RunOutcome:
+    """After a training that exited with ``code`` (logging ``errors``): score the run and write ``run.json``
+    (``paused`` instead when it was asked to stop after ``stop_after_epoch`` and did)."""
     if code in (EXIT_INTERRUPTED, EXIT_USER_ERROR):
         return RunOutcome("stopped", code, "interrupted" if code == EXIT_INTERRUPTED else "a setting to fix")
     if code != 0:
