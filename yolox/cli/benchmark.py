@@ -4,6 +4,7 @@
     python tools/benchmark.py train-step -n yolox-nano --tsize 416 --batch-size 8 --threads 2
     python tools/benchmark.py data -n yolox-s --tsize 640 --workers 0,2
     python tools/benchmark.py eval --threads 2
+    python tools/benchmark.py study-throughput -n yolox-nano --variants none,cam,se --tsize 416 -b 8
     python tools/benchmark.py all --threads 2
 
 Add a subcommand by writing ``add_<name>_arguments(parser)`` and ``run_<name>(args) -> BenchmarkReport``
@@ -268,6 +269,45 @@ def run_gpu(args: argparse.Namespace) -> BenchmarkReport:
     return run_gpu_benchmark(exps, device, batch_size=args.batch_size, size=tsize_from_args(args, (640, 640))[0], steps=args.repeats,
                              warmup=args.warmup, eval_batches=eval_batches, workers=args.workers, images=args.images,
                              switches=not args.no_switches, peak_override=args.peak_tflops)
+
+
+def add_study_throughput_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of the study throughput benchmark."""
+    parser.add_argument("--variants", default="none,cam,se", help="comma list of attention names (none: off)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("-b", "--batch-size", type=int, default=8, help="images per iteration")
+    parser.add_argument("--workers", default="0,2", help="loader worker counts to measure, e.g. 0,2")
+    parser.add_argument("--iterations", type=int, default=6, help="timed iterations of each training")
+    parser.set_defaults(name="yolox-nano", repeats=3, warmup=2)
+
+
+@subcommand("study-throughput", "s/iteration of V variants trained one by one vs in lockstep from one data stream",
+            add_study_throughput_arguments)
+def run_study_throughput(args: argparse.Namespace) -> BenchmarkReport:
+    """Train each variant alone and all of them in lockstep on a generated set, taking turns, and compare."""
+    from pathlib import Path
+
+    from yolox.benchmarks.data import SYNTHETIC_ANN, SYNTHETIC_NAME, write_synthetic_coco
+    from yolox.benchmarks.study import measure_study_throughput
+    from yolox.utils.device import resolve_device
+
+    exp = load_exp(args)
+    variants = parse_attentions(args.variants)
+    if args.iterations < 1 or args.batch_size < 1:
+        raise UserError("--iterations and --batch-size must be at least 1")
+    # A fixed size and seed, no logging between the timed iterations, and an epoch longer than the measurement.
+    exp.multiscale_range, exp.random_size, exp.seed, exp.print_interval = 0, None, 0, 10**6
+    exp.train_ann = exp.val_ann = SYNTHETIC_ANN
+    exp.train_name = exp.val_name = SYNTHETIC_NAME
+    images = args.batch_size * (args.warmup + args.iterations + 2)
+    with tempfile.TemporaryDirectory(prefix="yolox_bench_study_") as scratch:
+        data_dir = write_synthetic_coco(Path(scratch) / "data", num_images=images, num_classes=exp.num_classes)
+        report = measure_study_throughput(exp, variants, data_dir, Path(scratch), batch_size=args.batch_size,
+                                          workers=parse_workers(args.workers, os.cpu_count() or 1),
+                                          iterations=args.iterations, warmup=args.warmup, repeats=args.repeats,
+                                          device=str(resolve_device(args.device)))
+    report.settings["images"] = f"generated: {images} JPEGs of 640x480"
+    return report
 
 
 # What ``all`` runs: every benchmark at the settings of the reference table, one JSON report each.
