@@ -9,6 +9,7 @@ import torch
 
 from yolox.cli.train import build_exp, make_parser
 from yolox.core import Trainer
+from yolox.core.lockstep import group_does_not_fit
 from yolox.utils.errors import UserError
 
 VARIANTS = {
@@ -167,3 +168,13 @@ def test_members_must_agree_on_the_shared_stream(make_exp_file, tmp_path: Path) 
     exps[1].mosaic_prob, exps[1].output_dir = exps[0].mosaic_prob, exps[0].output_dir
     with pytest.raises(UserError, match="give each its own"):
         Trainer(exps[0], args, lockstep_with=exps[1:])
+
+
+def test_a_group_that_does_not_fit_names_its_members_figures_and_a_size() -> None:
+    labels = ["none/seed0", "cam/seed0", "se/seed0"]
+    message = str(group_does_not_fit(labels, 2, [812.0, 845.0, 0.0], torch.device("cpu")))
+    assert "the lockstep group of 3 members does not fit on cpu" in message
+    assert "out of memory in the step of se/seed0" in message
+    assert "none/seed0 812 MiB, cam/seed0 845 MiB, se/seed0 not measured yet" in message
+    assert message.endswith("--lockstep-size 2 (or a smaller batch)")
+    assert "--lockstep-size 1 " in str(group_does_not_fit(labels, 0, [0.0] * 3, torch.device("cpu")))
