@@ -86,7 +86,7 @@ class Trainer:
     One instance runs in each process; in a distributed run the process group must exist already
     (see :func:`yolox.core.launch.launch`). Only rank 0 writes logs, checkpoints and TensorBoard files.
     ``lockstep_with`` makes it a lockstep group: those exps train alongside ``exp`` from the same batches,
-    each into its ``output_dir / experiment_name`` with the files a run of its own writes; a member whose loss
+    each into its own run folder (``exp.run_dir``) with the files a run of its own writes; a member whose loss
     or weights go non-finite stops alone (its error in its own train_log.txt) while the others go on.
     """
 
