@@ -8,12 +8,14 @@ recorded exactly like a run trained alone (:func:`yolox.study.runner.record_outc
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from itertools import groupby
 
 from loguru import logger
 
+from yolox.core.lease import RunLease, RunLeaseHeld
 from yolox.study.plan import Run, StudyPlan
 from yolox.study.runner import (
     EXIT_FAILED,
@@ -61,8 +63,31 @@ def resumable_groups(group: list[Run]) -> list[list[Run]]:
 
 
 def execute_group(plan: StudyPlan, group: list[Run], device: str, devices: int | None,
-                  train_main: Callable[..., int], eval_main: Callable[[list[str]], int]) -> list[RunOutcome]:
-    """Train (or continue) ``group`` in lockstep, then score and record each member as a run of its own."""
+                  train_main: Callable[..., int],
+                  eval_main: Callable[[list[str]], int]) -> list[tuple[Run, RunOutcome]]:
+    """Holding each member's folder lease, train (or continue) ``group`` in lockstep, then score and record each
+    member as a run of its own; a member that another process holds or finished meanwhile is skipped."""
+    with contextlib.ExitStack() as leases:
+        outcomes, members = [], []
+        for run in group:
+            try:
+                leases.enter_context(RunLease(run.run_dir).acquire())
+            except RunLeaseHeld as held:
+                logger.warning(f"study run {run.label}: skipped, another process is training it ({held.holder_text})")
+                outcomes.append((run, RunOutcome("skipped", 0, f"held by {held.holder_text}")))
+                continue
+            if run_status(run) == "done":
+                outcomes.append((run, RunOutcome("skipped", 0, "finished by another process")))
+            else:
+                members.append(run)
+        if members:
+            outcomes += list(zip(members, _train_group(plan, members, device, devices, train_main, eval_main)))
+        return outcomes
+
+
+def _train_group(plan: StudyPlan, group: list[Run], device: str, devices: int | None,
+                 train_main: Callable[..., int], eval_main: Callable[[list[str]], int]) -> list[RunOutcome]:
+    """Train ``group`` in lockstep, then score and record each member (see :func:`execute_group`)."""
     labels = [run.label for run in group]
     opened = [open_session(run, note={"lockstep": labels}) for run in group]
     resume = opened[0][0] == "interrupted"
@@ -111,7 +136,7 @@ def run_in_lockstep(plan: StudyPlan, runs: list[Run], device: str, devices: int 
     for position, group in enumerate(groups, 1):
         names = ", ".join(run.label for run in group)
         print(f"[group {position}/{len(groups)}] {names}: training in lockstep", flush=True)
-        for run, outcome in zip(group, execute_group(plan, group, device, devices, train_main, eval_main)):
+        for run, outcome in execute_group(plan, group, device, devices, train_main, eval_main):
             if outcome.status == "failed":
                 print(f"[group {position}/{len(groups)}] {run.label}: failed ({outcome.message}); recorded, "
                       "going on", file=sys.stderr, flush=True)
