@@ -195,13 +195,12 @@ def job_outcome(job: Any) -> dict[str, Any]:
 def run_jobs(settings: JobSettings, study_dir: Path, runs: list[Any], device: str, devices: int | None,
              retry_failed: bool, train_main: Callable[[list[str]], int], eval_main: Callable[[list[str]], int]) -> int:
     """Submit the unfinished ``runs`` as jobs, wait for them and print each outcome; the study's exit code."""
-    from yolox.study.runner import EXIT_FAILED, EXIT_INTERRUPTED, run_status
+    from yolox.study.runner import EXIT_FAILED, EXIT_INTERRUPTED, already_settled, run_status
 
     todo = []
     for run in runs:
-        status = run_status(run)
-        if status == "done" or (status == "failed" and not retry_failed):
-            note = "finished before" if status == "done" else "failed before (--retry-failed trains it again)"
+        note = already_settled(run_status(run), retry_failed)
+        if note:
             print(f"{run.label}: {note}, not submitted", flush=True)
         else:
             todo.append(run)

@@ -20,6 +20,7 @@ from yolox.study.plan import Run, StudyPlan
 from yolox.study.runner import (
     EXIT_FAILED,
     RunOutcome,
+    already_settled,
     close_session,
     open_session,
     record_outcome,
@@ -125,9 +126,8 @@ def run_in_lockstep(plan: StudyPlan, runs: list[Run], device: str, devices: int 
     """Train the unfinished runs seed by seed in lockstep groups; the study's exit code (as run by run)."""
     pending = []
     for run in runs:
-        status = run_status(run)
-        if status == "done" or (status == "failed" and not retry_failed):
-            note = "finished before" if status == "done" else "failed before (--retry-failed trains it again)"
+        note = already_settled(run_status(run), retry_failed)
+        if note:
             print(f"{run.label}: {note}, skipped", flush=True)
         else:
             pending.append(run)

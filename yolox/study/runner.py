@@ -100,6 +100,15 @@ def run_status(run: Run) -> str:
     return "todo"
 
 
+def already_settled(status: str, retry_failed: bool) -> str | None:
+    """Why a run of ``status`` is not trained now ("finished before", "failed before ..."), or None to train it."""
+    if status == "done":
+        return "finished before"
+    if status == "failed" and not retry_failed:
+        return "failed before (--retry-failed trains it again)"
+    return None
+
+
 def corrupt_record_error(run: Run) -> str:
     """The one-line error of a run whose run.json cannot be used."""
     try:

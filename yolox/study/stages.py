@@ -120,7 +120,7 @@ class StudyStages:
     def train_to_the_end(self, runs: list[Run]) -> int:
         """Train (or continue) every run of the shard through its schedule and score it, as a study always did."""
         from yolox.study.halving import load_decisions, stopped_variants
-        from yolox.study.runner import corrupt_record_error, run_status
+        from yolox.study.runner import already_settled, corrupt_record_error, run_status
 
         stopped = {} if self.args.no_halving else stopped_variants(load_decisions(self.study_dir))
         for position, run in enumerate(runs, 1):
@@ -130,8 +130,8 @@ class StudyStages:
                 print(f"{label} {run.label}: stopped by halving at rung {stopped[run.variant.name]['rung']} "
                       "(--no-halving continues it), skipped", flush=True)
                 continue
-            if status == "done" or (status == "failed" and not self.args.retry_failed):
-                note = "finished before" if status == "done" else "failed before (--retry-failed trains it again)"
+            note = already_settled(status, self.args.retry_failed)
+            if note:
                 print(f"{label} {run.label}: {note}, skipped", flush=True)
                 continue
             if status == "corrupt":
