@@ -195,15 +195,9 @@ def job_outcome(job: Any) -> dict[str, Any]:
 def run_jobs(settings: JobSettings, study_dir: Path, runs: list[Any], device: str, devices: int | None,
              retry_failed: bool, train_main: Callable[[list[str]], int], eval_main: Callable[[list[str]], int]) -> int:
     """Submit the unfinished ``runs`` as jobs, wait for them and print each outcome; the study's exit code."""
-    from yolox.study.runner import EXIT_FAILED, EXIT_INTERRUPTED, already_settled, run_status
+    from yolox.study.runner import EXIT_FAILED, EXIT_INTERRUPTED, runs_to_train
 
-    todo = []
-    for run in runs:
-        note = already_settled(run_status(run), retry_failed)
-        if note:
-            print(f"{run.label}: {note}, not submitted", flush=True)
-        else:
-            todo.append(run)
+    todo = runs_to_train(runs, retry_failed, "not submitted")
     if not todo:
         return 0
     gpus_available = 0

@@ -20,12 +20,12 @@ from yolox.study.plan import Run, StudyPlan
 from yolox.study.runner import (
     EXIT_FAILED,
     RunOutcome,
-    already_settled,
     close_session,
     open_session,
     record_outcome,
     run_overrides,
     run_status,
+    runs_to_train,
     train_argv,
 )
 from yolox.utils.checkpoint import load_checkpoint_file
@@ -124,13 +124,7 @@ def run_in_lockstep(plan: StudyPlan, runs: list[Run], device: str, devices: int 
                     retry_failed: bool, train_main: Callable[..., int],
                     eval_main: Callable[[list[str]], int]) -> int:
     """Train the unfinished runs seed by seed in lockstep groups; the study's exit code (as run by run)."""
-    pending = []
-    for run in runs:
-        note = already_settled(run_status(run), retry_failed)
-        if note:
-            print(f"{run.label}: {note}, skipped", flush=True)
-        else:
-            pending.append(run)
+    pending = runs_to_train(runs, retry_failed)
     groups = [part for group in lockstep_groups(pending, size) for part in resumable_groups(group)]
     code = EXIT_OK
     for position, group in enumerate(groups, 1):

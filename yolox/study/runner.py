@@ -109,6 +109,18 @@ def already_settled(status: str, retry_failed: bool) -> str | None:
     return None
 
 
+def runs_to_train(runs: list[Run], retry_failed: bool, not_trained: str = "skipped") -> list[Run]:
+    """The runs still to train; each of the others is printed with why and ``not_trained``."""
+    todo = []
+    for run in runs:
+        note = already_settled(run_status(run), retry_failed)
+        if note:
+            print(f"{run.label}: {note}, {not_trained}", flush=True)
+        else:
+            todo.append(run)
+    return todo
+
+
 def corrupt_record_error(run: Run) -> str:
     """The one-line error of a run whose run.json cannot be used."""
     try:
