@@ -15,7 +15,7 @@ WHEEL_PLATFORM ?=
 GPU_CHECK_EXTRA := pytest onnx onnxruntime
 GPU_CHECK_JSON ?= gpu_check.json
 
-.PHONY: venv demo test test-fast lint clean-demo gpu-check wheelhouse
+.PHONY: venv demo test test-fast lint clean-demo gpu-check wheelhouse official-venv
 
 $(STAMP): setup.py requirements.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,3 +55,14 @@ gpu-check:
 	@if [ -d $(WHEELHOUSE) ]; then $(PY) -m pip install --quiet --no-index --find-links $(WHEELHOUSE) -e ".[onnx]" pytest; \
 	elif [ ! -f $(STAMP) ]; then $(PY) -m pip install --quiet -e ".[onnx]" pytest; fi
 	$(PY) tools/benchmark.py gpu --check --json $(GPU_CHECK_JSON)
+
+# The official YOLOX beside this project's torch, for `tools/benchmark.py train-step-vs-official`: PyPI's
+# yolox==0.3.0 is a source package that imports torch to build, so it is built without isolation, and sees
+# .venv's packages through a .pth line (its own yolox comes first).
+OFFICIAL_VENV := .venv-official
+official-venv: venv
+	test -x $(OFFICIAL_VENV)/bin/python || $(PYTHON) -m venv $(OFFICIAL_VENV)
+	$(PY) -c "import site; print(site.getsitepackages()[0])" > \
+		"$$($(OFFICIAL_VENV)/bin/python -c 'import site; print(site.getsitepackages()[0])')/project-packages.pth"
+	$(OFFICIAL_VENV)/bin/python -m pip install --quiet wheel thop
+	$(OFFICIAL_VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation yolox==0.3.0

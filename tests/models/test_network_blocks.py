@@ -9,7 +9,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from yolox.models import build_attention
-from yolox.models.network_blocks import ACTIVATIONS, BaseConv, SPPBottleneck, batch_norm_silu, get_activation
+from yolox.models.network_blocks import (
+    ACTIVATIONS,
+    BaseConv,
+    SPPBottleneck,
+    batch_norm_silu,
+    get_activation,
+    set_bn_memory_saving,
+)
 from yolox.utils.errors import UserError
 
 
@@ -56,10 +63,11 @@ def test_train_mode_bn_silu_respects_frozen_bn_parameters():
 
 @pytest.mark.parametrize(
     "setting",
-    ["eval", "no_grad", "relu", "sync_bn_like"],
+    ["off", "eval", "no_grad", "relu", "sync_bn_like"],
 )
 def test_other_settings_keep_the_module_path(setting):
     unit = BaseConv(4, 4, 1, 1, act="relu" if setting == "relu" else "silu")
+    unit.bn_memory_saving = setting != "off"
     if setting == "eval":
         unit.eval()
     if setting == "sync_bn_like":
@@ -68,6 +76,30 @@ def test_other_settings_keep_the_module_path(setting):
     with torch.set_grad_enabled(setting != "no_grad"):
         out = unit(x)
     assert out.grad_fn is None or "BatchNormSiLU" not in type(out.grad_fn).__name__
+
+
+def test_memory_saving_keeps_one_feature_map_less_per_unit_and_can_be_turned_off():
+    from yolox.core.memory import saved_activation_bytes
+
+    model = nn.Sequential(BaseConv(3, 8, 3, 1), BaseConv(8, 8, 3, 1), BaseConv(8, 8, 1, 1))
+    x = torch.randn(2, 3, 16, 16)
+    assert all(unit.bn_memory_saving for unit in model)  # the default
+    assert set_bn_memory_saving(model, False) == 3 and not any(unit.bn_memory_saving for unit in model)
+
+    class Wrapper(nn.Module):  # saved_activation_bytes calls model(images, targets)
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = model
+
+        def forward(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+            return self.body(images)
+
+    off = saved_activation_bytes(Wrapper(), x, torch.zeros(0))
+    assert set_bn_memory_saving(model, True) == 3 and all(unit.bn_memory_saving for unit in model)
+    on = saved_activation_bytes(Wrapper(), x, torch.zeros(0))
+    feature_map = 2 * 8 * 16 * 16 * 4  # one [2, 8, 16, 16] float32 map per unit
+    # Each unit also keeps a few per-channel vectors less (BN's running statistics): 8 channels, 4 bytes.
+    assert 3 * feature_map <= off - on <= 3 * (feature_map + 16 * 8 * 4)
 
 
 def test_batch_norm_silu_counts_batches_like_batchnorm():

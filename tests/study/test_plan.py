@@ -59,6 +59,13 @@ def test_runs_go_seed_by_seed_and_shards_split_them(tmp_path: Path):
     assert [run.label for run in shard_runs(runs, (1, 2))] == ["cam/seed0", "cam/seed1"]
 
 
+def test_lockstep_shards_take_whole_seeds():
+    runs = _plan(seeds=(0, 1, 2)).runs(Path("study"))
+    assert [run.label for run in shard_runs(runs, (0, 2), whole_seeds=True)] == [
+        "none/seed0", "cam/seed0", "none/seed2", "cam/seed2"]
+    assert [run.label for run in shard_runs(runs, (1, 2), whole_seeds=True)] == ["none/seed1", "cam/seed1"]
+
+
 def test_a_folder_made_with_other_settings_is_refused_unless_forced(tmp_path: Path):
     claim_study_dir(tmp_path, _plan(), force=False)
     claim_study_dir(tmp_path, _plan(), force=False)  # the same plan again (another shard): fine

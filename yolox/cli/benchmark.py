@@ -5,6 +5,7 @@
     python tools/benchmark.py data -n yolox-s --tsize 640 --workers 0,2
     python tools/benchmark.py eval --threads 2
     python tools/benchmark.py study-throughput -n yolox-nano --variants none,cam,se --tsize 416 -b 8
+    python tools/benchmark.py train-step-vs-official -n yolox-nano --tsize 416 -b 8 --threads 2
     python tools/benchmark.py all --threads 2
 
 Add a subcommand by writing ``add_<name>_arguments(parser)`` and ``run_<name>(args) -> BenchmarkReport``
@@ -196,6 +197,39 @@ def run_train_step(args: argparse.Namespace) -> BenchmarkReport:
                                 warmup=args.warmup, device=str(resolve_device(args.device)),
                                 boxes_per_image=parse_box_range(args.boxes), channels_last=args.channels_last)
     report.settings["allocator tuned"] = allocator_tuned
+    return report
+
+
+def add_train_step_vs_official_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of the side-by-side training step benchmark."""
+    parser.add_argument("--official-python", default=".venv-official/bin/python",
+                        help="interpreter of a venv holding the official yolox==0.3.0 (`make official-venv`)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (both sides)")
+    parser.add_argument("-b", "--batch-size", type=positive_int, default=8, help="images per step")
+    parser.add_argument("--steps-per-turn", type=positive_int, default=2, help="steps one side runs per turn")
+    parser.add_argument("--boxes", default="10,30", help="range of boxes per synthetic image, e.g. 10,30")
+    parser.add_argument("--tuned-allocator", action="store_true",
+                        help="both sides keep big freed buffers mapped, as tools/train.py does (glibc tunables)")
+    parser.set_defaults(name="yolox-nano", repeats=10, warmup=2)
+
+
+@subcommand("train-step-vs-official", "this project's train step phases side by side with the official YOLOX's",
+            add_train_step_vs_official_arguments)
+def run_train_step_vs_official(args: argparse.Namespace) -> BenchmarkReport:
+    """Time both codes' forward, backward and optimizer step in turns, on the same batch and weights."""
+    from yolox.benchmarks.official import measure_against_official
+
+    if args.exp_file:
+        raise UserError("train-step-vs-official compares the official models: give -n (e.g. -n yolox-nano), not -f")
+    exp = load_exp(args)
+    if args.tuned_allocator:
+        os.environ["GLIBC_TUNABLES"] = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824"
+    with tempfile.TemporaryDirectory(prefix="yolox_bench_official_") as scratch:
+        report = measure_against_official(args.official_python, args.name, tuple(exp.input_size), args.batch_size,
+                                          exp.num_classes, args.threads or torch.get_num_threads(), args.repeats,
+                                          args.steps_per_turn, args.warmup, Path(scratch), device=args.device,
+                                          boxes_per_image=parse_box_range(args.boxes))
+    report.settings["allocator"] = "tuned (both)" if args.tuned_allocator else "glibc default (both)"
     return report
 
 

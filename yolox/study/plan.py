@@ -197,9 +197,12 @@ class StudyPlan:
                    Design.from_dict(data.get("design")), HalvingRule.from_dict(data.get("halving")))
 
 
-def shard_runs(runs: list[Run], shard: tuple[int, int]) -> list[Run]:
-    """Every N-th run starting at I."""
+def shard_runs(runs: list[Run], shard: tuple[int, int], whole_seeds: bool = False) -> list[Run]:
+    """Every N-th run starting at I; with ``whole_seeds`` (lockstep groups) every run of every N-th seed."""
     first, count = shard
+    if whole_seeds:
+        seeds = list(dict.fromkeys(run.seed for run in runs))
+        return [run for run in runs if seeds.index(run.seed) % count == first]
     return [run for run in runs if run.index % count == first]
 
 
