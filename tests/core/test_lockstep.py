@@ -178,3 +178,16 @@ def test_a_group_that_does_not_fit_names_its_members_figures_and_a_size() -> Non
     assert "none/seed0 812 MiB, cam/seed0 845 MiB, se/seed0 not measured yet" in message
     assert message.endswith("--lockstep-size 2 (or a smaller batch)")
     assert "--lockstep-size 1 " in str(group_does_not_fit(labels, 0, [0.0] * 3, torch.device("cpu")))
+
+
+def test_an_exp_with_its_own_trainer_is_refused_in_lockstep(tmp_path: Path, capsys) -> None:
+    from yolox.cli.train import main
+
+    exp_file = tmp_path / "own_trainer.py"
+    exp_file.write_text("from yolox.exp import Exp as Base\n\n\nclass Exp(Base):\n"
+                        "    def get_trainer(self, args):\n        return super().get_trainer(args)\n")
+    code = main(["-f", str(exp_file), "-b", "2", "--device", "cpu", "output_dir", str(tmp_path / "out")],
+                lockstep=[["attention", "cam", "output_dir", str(tmp_path / "cam")]])
+    assert code == 2
+    assert "has its own get_trainer" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -177,3 +177,13 @@ def test_a_read_only_output_folder_is_one_clear_error(make_exp_file, tmp_path: P
             _trainer(make_exp_file(output_dir=folder))
     finally:
         subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("saving", ["True", "False"])
+def test_the_exp_key_bn_memory_saving_reaches_every_conv_unit(make_exp_file, saving: str) -> None:
+    from yolox.models.network_blocks import BaseConv
+
+    trainer = _trainer(make_exp_file(), "bn_memory_saving", saving)
+    trainer.before_train()
+    units = [module for module in unwrap_model(trainer.model).modules() if isinstance(module, BaseConv)]
+    assert units and all(unit.bn_memory_saving is (saving == "True") for unit in units)

@@ -26,6 +26,7 @@ from yolox.cli.common import (
 from yolox.core.launch import external_world_size, launch
 from yolox.core.run_folder import training_run_folder
 from yolox.core.trainer import NonFiniteLossError, Trainer
+from yolox.exp import Exp
 from yolox.utils.device import resolve_device
 from yolox.utils.dist import get_rank, get_world_size
 from yolox.utils.errors import UserError
@@ -160,10 +161,13 @@ def start_training(args: argparse.Namespace, lockstep: Sequence[Sequence[str]] =
     """Check the flags and the exp in this process, then start the training processes (with ``lockstep``'s
     members, see :func:`main`)."""
     device = resolve_device(args.device)
-    build_exp(args)  # fail here, before any process starts, on a bad exp file or override
+    exp = build_exp(args)  # fail here, before any process starts, on a bad exp file or override
     lockstep = [list(overrides) for overrides in lockstep]
     for overrides in lockstep:
         exp_from_flags(args, overrides)
+    if lockstep and getattr(type(exp), "get_trainer", None) is not Exp.get_trainer:
+        raise UserError(f"exp {args.exp_file or args.name} has its own get_trainer, which a lockstep group cannot "
+                        "use (it trains every member with yolox.core.Trainer): train this study without --lockstep")
     launched_world_size = external_world_size()
     args.devices = processes_on_this_machine(args.devices, device, launched_world_size is not None)
     args.local_world_size = args.devices
