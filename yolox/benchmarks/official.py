@@ -12,6 +12,7 @@ import os
 import statistics
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -69,8 +70,12 @@ def _environ(with_project: bool, threads: int) -> dict[str, str]:
 def measure_against_official(official_python: str, exp_name: str, size: tuple[int, int], batch_size: int,
                              num_classes: int, threads: int, turns: int, steps_per_turn: int, warmup: int,
                              scratch: Path, device: str = "cpu",
-                             boxes_per_image: tuple[int, int] = (10, 30)) -> BenchmarkReport:
-    """Median seconds of each phase of a training step, this project's and the official's, and their ratio."""
+                             boxes_per_image: tuple[int, int] = (10, 30),
+                             overrides: Sequence[str] = ()) -> BenchmarkReport:
+    """Median seconds of each phase of a training step, this project's and the official's, and their ratio.
+
+    ``overrides`` (exp key value pairs) apply to this project's side only, e.g. ``bn_memory_saving False``.
+    """
     if not Path(official_python).is_file():
         raise UserError(f"--official-python {official_python}: no such interpreter; make one with "
                         "`make official-venv` (a venv holding yolox==0.3.0 beside this project's torch)")
@@ -79,7 +84,8 @@ def measure_against_official(official_python: str, exp_name: str, size: tuple[in
                 "targets": synthetic_targets(batch_size, size, num_classes, boxes_per_image)}, batch_file)
     common = ["--exp-name", exp_name, "--batch", str(batch_file), "--weights", str(weights_file),
               "--threads", str(threads), "--device", device]
-    ours = _Worker(sys.executable, [*common, "--save-weights"], _environ(True, threads), "this project's")
+    ours = _Worker(sys.executable, [*common, "--save-weights", "--overrides", *overrides], _environ(True, threads),
+                   "this project's")
     official = _Worker(official_python, common, _environ(False, threads), "official")
     if Path(official.hello["file"]).resolve().is_relative_to(PROJECT_ROOT):
         raise UserError(f"--official-python {official_python} imports this project's yolox "
@@ -106,6 +112,7 @@ def measure_against_official(official_python: str, exp_name: str, size: tuple[in
     steps_compared = min(len(losses["ours"]), len(losses["official"]))
     settings = {"model": exp_name, "input": f"{size[0]}x{size[1]}", "batch": batch_size, "threads": threads,
                 "boxes per image": f"{boxes_per_image[0]}-{boxes_per_image[1]}",
+                "our overrides": " ".join(overrides) or "none",
                 "turns": turns, "steps per turn": steps_per_turn, "warm-up steps": warmup,
                 "ours": f"{ours.hello['yolox']} ({ours.hello['file']})",
                 "official": f"{official.hello['yolox']} ({official.hello['file']})",

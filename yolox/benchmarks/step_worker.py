@@ -24,6 +24,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--save-weights", action="store_true", help="build the model with seed 0 and write it")
     parser.add_argument("--threads", type=int, required=True, help="torch intra-op threads")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    parser.add_argument("--overrides", nargs="*", default=[], help="exp key value pairs (exp.merge)")
     return parser.parse_args(argv)
 
 
@@ -43,7 +44,12 @@ def main(argv: list[str]) -> int:
     device = torch.device(args.device)
     torch.manual_seed(0)
     exp = get_exp(None, args.exp_name)
+    exp.merge(args.overrides)
     model = exp.get_model()
+    if hasattr(exp, "bn_memory_saving"):  # this project's exp key, applied as its trainer applies it
+        from yolox.models.network_blocks import set_bn_memory_saving
+
+        set_bn_memory_saving(model, exp.bn_memory_saving)
     if args.save_weights:
         torch.save(model.state_dict(), args.weights)
     else:

@@ -228,7 +228,7 @@ def run_train_step_vs_official(args: argparse.Namespace) -> BenchmarkReport:
         report = measure_against_official(args.official_python, args.name, tuple(exp.input_size), args.batch_size,
                                           exp.num_classes, args.threads or torch.get_num_threads(), args.repeats,
                                           args.steps_per_turn, args.warmup, Path(scratch), device=args.device,
-                                          boxes_per_image=parse_box_range(args.boxes))
+                                          boxes_per_image=parse_box_range(args.boxes), overrides=args.opts)
     report.settings["allocator"] = "tuned (both)" if args.tuned_allocator else "glibc default (both)"
     return report
 
