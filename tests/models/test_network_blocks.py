@@ -29,6 +29,7 @@ def _reference_forward(unit: BaseConv, x: torch.Tensor) -> torch.Tensor:
 def test_train_mode_bn_silu_matches_the_module_composition(momentum):
     torch.manual_seed(0)
     unit = BaseConv(6, 10, 3, 1)
+    unit.bn_memory_saving = True
     unit.bn.momentum = momentum
     with torch.no_grad():
         unit.bn.weight.uniform_(0.5, 1.5)
@@ -54,6 +55,7 @@ def test_train_mode_bn_silu_matches_the_module_composition(momentum):
 
 def test_train_mode_bn_silu_respects_frozen_bn_parameters():
     unit = BaseConv(4, 4, 1, 1)
+    unit.bn_memory_saving = True
     unit.bn.weight.requires_grad_(False)
     unit.bn.bias.requires_grad_(False)
     unit(torch.randn(2, 4, 5, 5)).sum().backward()
@@ -78,13 +80,12 @@ def test_other_settings_keep_the_module_path(setting):
     assert out.grad_fn is None or "BatchNormSiLU" not in type(out.grad_fn).__name__
 
 
-def test_memory_saving_keeps_one_feature_map_less_per_unit_and_can_be_turned_off():
+def test_memory_saving_is_off_by_default_and_keeps_one_feature_map_less_per_unit_when_on():
     from yolox.core.memory import saved_activation_bytes
 
     model = nn.Sequential(BaseConv(3, 8, 3, 1), BaseConv(8, 8, 3, 1), BaseConv(8, 8, 1, 1))
     x = torch.randn(2, 3, 16, 16)
-    assert all(unit.bn_memory_saving for unit in model)  # the default
-    assert set_bn_memory_saving(model, False) == 3 and not any(unit.bn_memory_saving for unit in model)
+    assert not any(unit.bn_memory_saving for unit in model)  # the default
 
     class Wrapper(nn.Module):  # saved_activation_bytes calls model(images, targets)
         def __init__(self) -> None:

@@ -59,11 +59,15 @@ def test_runs_go_seed_by_seed_and_shards_split_them(tmp_path: Path):
     assert [run.label for run in shard_runs(runs, (1, 2))] == ["cam/seed0", "cam/seed1"]
 
 
-def test_lockstep_shards_take_whole_seeds():
-    runs = _plan(seeds=(0, 1, 2)).runs(Path("study"))
-    assert [run.label for run in shard_runs(runs, (0, 2), whole_seeds=True)] == [
-        "none/seed0", "cam/seed0", "none/seed2", "cam/seed2"]
-    assert [run.label for run in shard_runs(runs, (1, 2), whole_seeds=True)] == ["none/seed1", "cam/seed1"]
+def test_lockstep_shards_are_equal_slices_in_seed_order():
+    plan = StudyPlan("exps/x.py", "x", parse_variants("none,cam,se", ATTENTIONS), [0, 1, 2], "none", 8, False, [])
+    runs = plan.runs(Path("study"))
+    shards = [[run.label for run in shard_runs(runs, (index, 2), contiguous=True)] for index in range(2)]
+    assert shards == [["none/seed0", "cam/seed0", "se/seed0", "none/seed1"],
+                      ["cam/seed1", "se/seed1", "none/seed2", "cam/seed2", "se/seed2"]]
+    four = [shard_runs(runs, (index, 4), contiguous=True) for index in range(4)]
+    assert sorted(run.index for shard in four for run in shard) == list(range(9))  # each run in one shard
+    assert [len(shard) for shard in four] == [2, 2, 2, 3]
 
 
 def test_a_folder_made_with_other_settings_is_refused_unless_forced(tmp_path: Path):

@@ -37,8 +37,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--baseline", default=None, help="variant the others are compared with (default: none, "
                                                          "else the first variant)")
     parser.add_argument("--study-dir", default=None, help="folder of the study (default: <output_dir>/<exp_name>_study)")
-    parser.add_argument("--shard", default=None, help="I/N: run only every N-th run starting at I, with --lockstep "
-                                                      "every N-th seed (e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)")
+    parser.add_argument("--shard", default=None, help="I/N: run only every N-th run starting at I; with --lockstep "
+                                                      "the I-th of N equal slices of the runs in seed order "
+                                                      "(e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)")
     parser.add_argument("--select", default="last", choices=("last", "best"),
                         help="the checkpoint each run is scored by: last (the final EMA weights of the schedule, "
                              "default) or best (the best evaluation during training: selected on the scored set)")
@@ -150,7 +151,7 @@ def run_study(args: argparse.Namespace) -> int:
     plan = dataclasses.replace(plan, design=adopt_recorded_checkpoint(plan.design, study_dir))
     claim_study_dir(study_dir, plan, args.force)
     record_variants(plan, study_dir, str(resolve_device(args.device)))
-    runs = shard_runs(plan.runs(study_dir), shard, whole_seeds=args.lockstep)  # a lockstep group is a seed
+    runs = shard_runs(plan.runs(study_dir), shard, contiguous=args.lockstep)
     halving = f", halving at epochs {','.join(map(str, plan.halving.epochs))}" if plan.halving.active else ""
     print(f"study {study_dir}: {len(runs)} runs in this shard ({len(plan.variants)} variants x {len(plan.seeds)} "
           f"seeds, baseline {plan.baseline}; design {plan.design.kind}{halving})", flush=True)

@@ -99,8 +99,8 @@ class Exp(BaseExp):
         self.eval_interval = 10
         self.save_history_ckpt = True
         # True: train-mode BN + SiLU recompute their output in backward instead of keeping it (less training
-        # memory; faster for large feature maps, slower for small models: yolox.models.network_blocks).
-        self.bn_memory_saving = True
+        # memory, a slower backward: yolox.models.network_blocks.set_bn_memory_saving).
+        self.bn_memory_saving = False
         self.skip_bad_images = False  # True: a training image that fails to decode is logged and replaced
         # ---------------- testing ---------------- #
         self.test_size = (640, 640)

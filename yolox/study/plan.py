@@ -197,12 +197,12 @@ class StudyPlan:
                    Design.from_dict(data.get("design")), HalvingRule.from_dict(data.get("halving")))
 
 
-def shard_runs(runs: list[Run], shard: tuple[int, int], whole_seeds: bool = False) -> list[Run]:
-    """Every N-th run starting at I; with ``whole_seeds`` (lockstep groups) every run of every N-th seed."""
+def shard_runs(runs: list[Run], shard: tuple[int, int], contiguous: bool = False) -> list[Run]:
+    """Every N-th run starting at I; with ``contiguous`` (lockstep) the I-th of N equal slices of the runs in
+    seed order, so that a shard's runs of a seed train as one group and at most one seed is cut in two."""
     first, count = shard
-    if whole_seeds:
-        seeds = list(dict.fromkeys(run.seed for run in runs))
-        return [run for run in runs if seeds.index(run.seed) % count == first]
+    if contiguous:
+        return runs[len(runs) * first // count:len(runs) * (first + 1) // count]
     return [run for run in runs if run.index % count == first]
 
 
