@@ -203,7 +203,8 @@ def run_train_step(args: argparse.Namespace) -> BenchmarkReport:
 def add_train_step_vs_official_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of the side-by-side training step benchmark."""
     parser.add_argument("--official-python", default=".venv-official/bin/python",
-                        help="interpreter of a venv holding the official yolox==0.3.0 (`make official-venv`)")
+                        help="interpreter of a venv holding the official yolox==0.3.0; the default is the one "
+                             "`make official-venv` builds")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (both sides)")
     parser.add_argument("-b", "--batch-size", type=positive_int, default=8, help="images per step")
     parser.add_argument("--steps-per-turn", type=positive_int, default=2, help="steps one side runs per turn")
