@@ -87,7 +87,7 @@ def measure_against_official(official_python: str, exp_name: str, size: tuple[in
     ours = _Worker(sys.executable, [*common, "--save-weights", "--overrides", *overrides], _environ(True, threads),
                    "this project's")
     official = _Worker(official_python, common, _environ(False, threads), "official")
-    if Path(official.hello["file"]).resolve().is_relative_to(PROJECT_ROOT):
+    if Path(official.hello["file"]).resolve().is_relative_to(PROJECT_ROOT / "yolox"):  # .venv-official is inside
         raise UserError(f"--official-python {official_python} imports this project's yolox "
                         f"({official.hello['file']}), not the official package: use a venv holding yolox==0.3.0")
     samples: dict[str, dict[str, list[float]]] = {"ours": {p: [] for p in PHASES}, "official": {p: [] for p in PHASES}}
