@@ -19,7 +19,7 @@ from yolox.benchmarks.model import exp_variant, synthetic_images, synthetic_targ
 from yolox.benchmarks.report import BenchmarkReport, environment
 from yolox.core.trainer import set_optimizer_implementation
 from yolox.models.attention import available_attentions
-from yolox.models.network_blocks import set_bn_memory_saving
+from yolox.models.network_blocks import apply_bn_memory_saving
 from yolox.utils.errors import UserError
 from yolox.utils.protocols import BenchmarkExpLike
 
@@ -106,7 +106,7 @@ def measure_training(exp: BenchmarkExpLike, device: torch.device, batch_size: in
     torch.manual_seed(0)
     variant = exp_variant(exp, attention)
     model = variant.get_model().to(device).train().to(memory_format=memory_format)
-    set_bn_memory_saving(model, getattr(variant, "bn_memory_saving", False))
+    apply_bn_memory_saving(model, variant)
     optimizer = variant.get_optimizer(batch_size)
     set_optimizer_implementation(optimizer, settings.optimizer_impl)
     scaler = torch.amp.GradScaler(device.type, enabled=settings.amp == "fp16")

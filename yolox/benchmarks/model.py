@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from yolox.benchmarks.report import BenchmarkReport, Summary, environment
-from yolox.models.network_blocks import set_bn_memory_saving
+from yolox.models.network_blocks import apply_bn_memory_saving
 from yolox.utils.boxes import postprocess
 from yolox.utils.model_utils import fuse_model
 from yolox.utils.protocols import BenchmarkExpLike, ExpLike
@@ -226,7 +226,7 @@ def measure_train_step(
     torch.manual_seed(0)
     variant = exp_variant(exp, getattr(exp, "attention", None))
     model = variant.get_model().to(target).train().to(memory_format=memory_format)
-    set_bn_memory_saving(model, getattr(variant, "bn_memory_saving", False))
+    apply_bn_memory_saving(model, variant)
     optimizer = variant.get_optimizer(batch_size)
     images = synthetic_images(batch_size, input_hw).to(target).contiguous(memory_format=memory_format)
     targets = synthetic_targets(batch_size, input_hw, exp.num_classes, boxes_per_image).to(target)

@@ -93,11 +93,11 @@ def measure_against_official(official_python: str, exp_name: str, size: tuple[in
     samples: dict[str, dict[str, list[float]]] = {"ours": {p: [] for p in PHASES}, "official": {p: [] for p in PHASES}}
     losses: dict[str, list[float]] = {"ours": [], "official": []}
     try:
-        for side in (ours, official):
-            side.run(warmup)
+        sides = [("ours", ours), ("official", official)]
+        for _, worker in sides:
+            worker.run(warmup)
         for turn in range(turns):
-            order = (ours, official) if turn % 2 == 0 else (official, ours)
-            for side, worker in ((("ours" if w is ours else "official"), w) for w in order):
+            for side, worker in sides if turn % 2 == 0 else sides[::-1]:
                 answer = worker.run(steps_per_turn)
                 for phase in PHASES:
                     samples[side][phase] += answer["phases"][phase]

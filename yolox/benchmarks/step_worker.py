@@ -47,9 +47,9 @@ def main(argv: list[str]) -> int:
     exp.merge(args.overrides)
     model = exp.get_model()
     if hasattr(exp, "bn_memory_saving"):  # this project's exp key, applied as its trainer applies it
-        from yolox.models.network_blocks import set_bn_memory_saving
+        from yolox.models.network_blocks import apply_bn_memory_saving
 
-        set_bn_memory_saving(model, exp.bn_memory_saving)
+        apply_bn_memory_saving(model, exp)
     if args.save_weights:
         torch.save(model.state_dict(), args.weights)
     else:

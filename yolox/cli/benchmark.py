@@ -224,7 +224,10 @@ def run_train_step_vs_official(args: argparse.Namespace) -> BenchmarkReport:
         raise UserError("train-step-vs-official compares the official models: give -n (e.g. -n yolox-nano), not -f")
     exp = load_exp(args)
     if args.tuned_allocator:
-        os.environ["GLIBC_TUNABLES"] = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824"
+        from yolox.utils.setup_env import KEEP_FREED_BYTES
+
+        # The settings configure_allocator makes with mallopt, given to the workers before they start.
+        os.environ["GLIBC_TUNABLES"] = f"glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold={KEEP_FREED_BYTES}"
     with tempfile.TemporaryDirectory(prefix="yolox_bench_official_") as scratch:
         report = measure_against_official(args.official_python, args.name, tuple(exp.input_size), args.batch_size,
                                           exp.num_classes, args.threads or torch.get_num_threads(), args.repeats,

@@ -29,7 +29,7 @@ from yolox.core.memory import check_training_memory
 from yolox.core.resume import load_starting_weights, next_input_size, start_data_stream
 from yolox.core.run_log import TRAIN, startup_line
 from yolox.models.attention_probe import AttentionProbe
-from yolox.models.network_blocks import set_bn_memory_saving
+from yolox.models.network_blocks import apply_bn_memory_saving
 from yolox.utils.allreduce_norm import all_reduce_norm
 from yolox.utils.checkpoint import (
     capture_rng_state,
@@ -450,7 +450,7 @@ class Trainer:
     def _build_model(self, member: TrainingMember) -> nn.Module:
         """A member's model on the device and its optimizer, with the weights it starts from."""
         model = member.exp.get_model().to(self.device)
-        set_bn_memory_saving(model, getattr(member.exp, "bn_memory_saving", False))
+        apply_bn_memory_saving(model, member.exp)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         if self.rank == 0:

@@ -170,6 +170,11 @@ def set_bn_memory_saving(model: nn.Module, enabled: bool) -> int:
     return len(units)
 
 
+def apply_bn_memory_saving(model: nn.Module, exp: object) -> None:
+    """Set the exp's ``bn_memory_saving`` key (off for an exp without it) on every conv unit of ``model``."""
+    set_bn_memory_saving(model, getattr(exp, "bn_memory_saving", False))
+
+
 class DWConv(nn.Module):
     """Depthwise separable convolution: a per-channel ``ksize`` conv then a 1x1 pointwise conv."""
 
